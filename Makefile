@@ -1,0 +1,39 @@
+# Every set-up step lives here so that a fresh clone needs nothing but Python.
+PYTHON ?= python3
+VENV ?= .venv
+# The pinned CPU wheel is on local disk on the project's machines; override with
+# `make demo TORCH=torch` (or a CUDA build) elsewhere.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-output
+
+.PHONY: demo test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet "torch>=2.4"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/gristmill demo -o $(DEMO_DIR)
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	@echo "see BENCHMARKS.md for each benchmark's command"
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,49 @@
+"""The ``gristmill`` command: a root group that gathers each stage's commands.
+
+Commands only parse options and call library functions; see each package's ``cli`` module.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from gristmill import __version__
+from gristmill.corpus.cli import corpus
+from gristmill.pipelines.cli import demo, run, status
+from gristmill.tokenize.cli import tokenizer
+from gristmill.tokenize.shards_cli import report, shards
+from gristmill.train.cli import train
+from gristmill.train.inspect_cli import export, generate, inspect
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gristmill")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """gristmill: raw text in, a trained language model out.
+
+    \b
+    corpus ingest -> corpus clean -> corpus dedup -> tokenizer train
+      -> shards write -> train -> generate
+    \b
+    Try it:  gristmill demo -o demo-output
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
+    for noisy in ("distributed", "tornado", "asyncio", "bokeh", "fsspec", "datasets", "urllib3",
+                  "matplotlib", "PIL", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.INFO)
+
+
+for command in (corpus, tokenizer, shards, report, train, generate, inspect, export, run, status, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="gristmill")

@@ -1,0 +1,75 @@
+"""The document dataset format every corpus stage reads and writes.
+
+A dataset is a directory of ``part-NNNNN.parquet`` files with at least ``id``, ``text``
+and ``source`` (strings, ``id`` unique), plus ``removed/part-NNNNN.parquet`` holding every
+document the stage did not keep, with the ``reason`` (and ``detail``) it was removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gristmill.errors import InputError
+from gristmill.manifest import read_manifest
+
+DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+
+# Removed records keep the text when there was one, and the raw bytes when there was not
+# (malformed input), so nothing is ever lost. Stages may add columns (e.g. ``duplicate_of``).
+REMOVED_SCHEMA = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+    ("text", pa.string()), ("raw", pa.binary()), ("origin", pa.string()),
+])
+
+REMOVED_DIR = "removed"
+# Parquet written by gristmill is deterministic: fixed row-group size, no statistics timestamps.
+_WRITE_OPTS = dict(compression="zstd", row_group_size=16_384, write_statistics=True)
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write a Parquet file whose bytes depend only on ``table`` (no clocks, no host names)."""
+    pq.write_table(table, path, **_WRITE_OPTS)
+
+
+def removed_table(rows: Sequence[dict]) -> pa.Table:
+    """A table in :data:`REMOVED_SCHEMA` from dicts (missing keys become nulls)."""
+    cols = {f.name: [r.get(f.name) for r in rows] for f in REMOVED_SCHEMA}
+    return pa.table(cols, schema=REMOVED_SCHEMA)
+
+
+def part_files(directory: str | Path) -> list[Path]:
+    """The kept-document parts of a finished stage output, in order.
+
+    Refuses a directory without a manifest: it is either not a gristmill output or a
+    stage that did not finish.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"input directory not found: {d}")
+    if read_manifest(d) is None:
+        raise InputError(f"{d} has no manifest.json: not a finished gristmill stage output "
+                         "(run `gristmill corpus ingest` first, or rerun the stage that was interrupted)")
+    return sorted(d.glob("part-*.parquet"))
+
+
+def removed_files(directory: str | Path) -> list[Path]:
+    return sorted((Path(directory) / REMOVED_DIR).glob("part-*.parquet"))
+
+
+def iter_batches(parts: Sequence[Path], columns: Sequence[str] | None = None,
+                 batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
+    """Stream record batches from parts without loading a whole part."""
+    for p in parts:
+        yield from pq.ParquetFile(p).iter_batches(batch_size=batch_size, columns=columns)
+
+
+def count_rows(parts: Sequence[Path]) -> int:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)

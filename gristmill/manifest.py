@@ -1,0 +1,140 @@
+"""Stage manifests: what a stage read, what it wrote, and how every document was accounted for.
+
+A manifest is written last and atomically, so its presence means the stage finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from gristmill import __version__
+
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _xxh_file(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented, key-sorted JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any] | None:
+    """The manifest of a finished stage output, or ``None`` if there is none (or it is corrupt)."""
+    p = Path(directory) / MANIFEST
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+def list_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every regular file under ``paths`` (recursively, sorted), skipping hidden ones."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file()
+                              and not any(part.startswith(".") for part in q.relative_to(p).parts)))
+        elif p.is_file():
+            out.append(p)
+    return out
+
+
+def fingerprint(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Identify inputs cheaply but by content.
+
+    A directory holding a finished stage is identified by its manifest's hash (a
+    stage's outputs are immutable once its manifest exists); other files by size
+    and a 128-bit xxhash of their bytes, so a touched but unchanged file is still
+    up to date and a changed one never is.
+    """
+    out: list[dict[str, Any]] = []
+    for p in map(Path, paths):
+        if p.is_dir() and (p / MANIFEST).is_file():
+            out.append({"path": str(p), "manifest_sha256": sha256_file(p / MANIFEST)})
+            continue
+        for f in list_files([p]):
+            out.append({"path": str(f), "bytes": f.stat().st_size, "xxh128": _xxh_file(f)})
+    return out
+
+
+@dataclass(slots=True)
+class Counts:
+    """How a stage accounted for its documents: ``in == kept + sum(removed)``."""
+
+    n_in: int = 0
+    kept: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+
+    def remove(self, reason: str, n: int = 1) -> None:
+        self.removed[reason] = self.removed.get(reason, 0) + n
+
+    def merge(self, other: Counts) -> None:
+        self.n_in += other.n_in
+        self.kept += other.kept
+        for reason, n in other.removed.items():
+            self.remove(reason, n)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.n_in == self.kept + sum(self.removed.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"in": self.n_in, "kept": self.kept, "removed": dict(sorted(self.removed.items()))}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Counts:
+        return cls(n_in=d["in"], kept=d["kept"], removed=dict(d.get("removed", {})))
+
+
+def now() -> str:
+    """UTC timestamp for manifests."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def base_manifest(stage: str, config: dict[str, Any], config_sha: str,
+                  inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields every stage manifest shares; stages add theirs before writing."""
+    return {
+        "stage": stage,
+        "gristmill_version": __version__,
+        "config": config,
+        "config_hash": config_sha,
+        "inputs": inputs,
+    }
