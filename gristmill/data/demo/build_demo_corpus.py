@@ -3,7 +3,7 @@
 Provenance record only: the repo ships the result, and nothing at run or test time
 needs this script or ``../shared``. Usage::
 
-    python data/demo/build_demo_corpus.py ../shared/data/real-en.jsonl.gz data/demo/demo-corpus.jsonl.gz
+    python gristmill/data/demo/build_demo_corpus.py ../shared/data/real-en.jsonl.gz gristmill/data/demo/demo-corpus.jsonl.gz
 """
 
 from __future__ import annotations
