@@ -32,13 +32,12 @@ def cli(verbose: int, quiet: bool) -> None:
     \b
     Try it:  gristmill demo -o demo-output
     """
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-                        force=True)
-    for noisy in ("distributed", "tornado", "asyncio", "bokeh", "fsspec", "datasets", "urllib3",
-                  "matplotlib", "PIL", "filelock", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.INFO)
-
+    # Summaries are printed by the commands; logs are for -v. Dask's own loggers are
+    # quieted in gristmill.cluster, where distributed is imported.
+    level = logging.WARNING if quiet or not verbose else logging.INFO
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("gristmill").setLevel(logging.DEBUG if verbose > 1 else level)
 
 for command in (corpus, tokenizer, shards, report, train, generate, inspect, export, run, status, demo):
     cli.add_command(command)

@@ -30,6 +30,7 @@ def dask_client(runtime: Runtime) -> Iterator["distributed.Client"]:  # noqa: F8
     """
     import distributed
 
+    _quiet_dask()
     if runtime.scheduler:
         try:
             client = distributed.Client(runtime.scheduler, timeout="10s")
@@ -45,7 +46,16 @@ def dask_client(runtime: Runtime) -> Iterator["distributed.Client"]:  # noqa: F8
     # Workers inherit these: tokenizers' own thread pool would fight Dask's processes.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
-        log.info("started a local Dask cluster with %d workers", n)
+        log.info("started a local Dask cluster with %d workers (dashboard: %s)", n, client.dashboard_link)
         yield client
+
+
+def _quiet_dask() -> None:
+    """Keep Dask's INFO chatter (and shuffle notices) out of the user's terminal unless -vv."""
+    if logging.getLogger("gristmill").getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("distributed", "tornado", "bokeh"):
+            logging.getLogger(name).setLevel(logging.ERROR)

@@ -107,6 +107,11 @@ class StageRun:
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         (self.out / TMP_DIR).mkdir()
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The temp area (exists after :meth:`begin`); workers write here, then outputs are published."""
+        return self.out / TMP_DIR
+
     def tmp_path(self, rel: str) -> Path:
         """Where to write output ``rel`` before it is published (same filesystem, so rename is atomic)."""
         p = self.out / TMP_DIR / rel

@@ -73,3 +73,12 @@ def iter_batches(parts: Sequence[Path], columns: Sequence[str] | None = None,
 
 def count_rows(parts: Sequence[Path]) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+
+
+def open_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """An incremental Parquet writer with the same deterministic options as :func:`write_table`."""
+    opts = {k: v for k, v in _WRITE_OPTS.items() if k != "row_group_size"}
+    return pq.ParquetWriter(path, schema, **opts)
+
+
+ROW_GROUP = _WRITE_OPTS["row_group_size"]
