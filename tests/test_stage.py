@@ -1,0 +1,95 @@
+"""The stage protocol: up to date, temp-then-publish, stale files removed, manifest last."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gristmill.manifest import Counts, read_manifest
+from gristmill.stage import StageRun
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cfg:
+    n: int = 1
+
+
+def _run(out: Path, inp: Path, cfg: Cfg, files: list[str], force: bool = False) -> StageRun:
+    run = StageRun("toy", out, cfg, [inp], force=force)
+    if run.up_to_date() is not None:
+        return run
+    run.begin()
+    for name in files:
+        run.tmp_path(name).write_text(name * cfg.n)
+        run.publish(name, rows=1)
+    run.finish(Counts(n_in=len(files), kept=len(files)))
+    return run
+
+
+def test_up_to_date_until_config_or_input_changes(tmp_path: Path) -> None:
+    inp = tmp_path / "in.txt"
+    inp.write_text("a")
+    out = tmp_path / "out"
+    _run(out, inp, Cfg(), ["a.txt"])
+    assert StageRun("toy", out, Cfg(), [inp]).up_to_date() is not None
+    assert StageRun("toy", out, Cfg(n=2), [inp]).up_to_date() is None
+    assert StageRun("other", out, Cfg(), [inp]).up_to_date() is None
+    assert StageRun("toy", out, Cfg(), [inp], force=True).up_to_date() is None
+    os.utime(inp, (1, 1))  # touched but unchanged: still up to date (content hash)
+    assert StageRun("toy", out, Cfg(), [inp]).up_to_date() is not None
+    inp.write_text("b")
+    assert StageRun("toy", out, Cfg(), [inp]).up_to_date() is None
+
+
+def test_rerun_removes_stale_outputs_and_records_sha(tmp_path: Path) -> None:
+    inp = tmp_path / "in.txt"
+    inp.write_text("a")
+    out = tmp_path / "out"
+    _run(out, inp, Cfg(), ["a.txt", "sub/b.txt"])
+    _run(out, inp, Cfg(n=2), ["a.txt"])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.txt", "manifest.json"]
+    m = read_manifest(out)
+    assert m["outputs"][0]["file"] == "a.txt" and m["outputs"][0]["bytes"] == 10
+    assert m["counts"] == {"in": 1, "kept": 1, "removed": {}}
+
+
+def test_finish_refuses_unreconciled_counts(tmp_path: Path) -> None:
+    run = StageRun("toy", tmp_path / "o", Cfg(), [])
+    run.begin()
+    with pytest.raises(AssertionError, match="do not reconcile"):
+        run.finish(Counts(n_in=3, kept=1, removed={"x": 1}))
+    assert read_manifest(tmp_path / "o") is None
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ingest_then_rerun_is_byte_identical(tmp_path: Path) -> None:
+    """A stage killed at any moment leaves no manifest; the rerun equals a clean run."""
+    src = tmp_path / "big.jsonl"
+    with src.open("w") as f:
+        for i in range(60_000):
+            f.write(json.dumps({"id": f"d{i}", "text": f"document {i} " * 20}) + "\n")
+    cmd = [sys.executable, "-m", "gristmill", "corpus", "ingest", str(src), "--workers", "2",
+           "--chunk-bytes", "200000"]
+    clean = tmp_path / "clean"
+    subprocess.run(cmd + ["-o", str(clean)], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    for delay in (3.0, 4.5):  # the cluster takes ~2 s to start; kill during the writing
+        proc = subprocess.Popen(cmd + ["-o", str(killed), "--force"], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        m = read_manifest(killed)
+        assert m is None or m["counts"]["kept"] == 60_000  # never a half-written manifest
+    subprocess.run(cmd + ["-o", str(killed)], check=True, capture_output=True)
+    a, b = read_manifest(clean), read_manifest(killed)
+    assert [(o["file"], o["sha256"]) for o in a["outputs"]] == [(o["file"], o["sha256"]) for o in b["outputs"]]
+    assert sorted(p.name for p in killed.rglob("*")) == sorted(p.name for p in clean.rglob("*"))
