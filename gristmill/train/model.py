@@ -242,9 +242,7 @@ class GPT(nn.Module):
         """Normal(0, init_std) weights; residual projections (o_proj, down_proj) scaled by
         1/sqrt(2·n_layer) so the residual stream's variance does not grow with depth; norms at 1."""
         cfg = self.config
-        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, device=self.rope_cos.device)
-        self.rope_cos.copy_(cos)
-        self.rope_sin.copy_(sin)
+        self.init_rope()
         nn.init.normal_(self.embed_tokens.weight, std=cfg.init_std)
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, std=cfg.init_std)
@@ -257,6 +255,12 @@ class GPT(nn.Module):
             nn.init.ones_(block.attn_norm.weight)
             nn.init.ones_(block.mlp_norm.weight)
         nn.init.ones_(self.norm.weight)
+
+    def init_rope(self) -> None:
+        """(Re)compute the float32 RoPE tables on the model's device (they are not saved)."""
+        cfg = self.config
+        device = self.embed_tokens.weight.device
+        self.rope_cos, self.rope_sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, device=device)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 segment_ids: torch.Tensor | None = None, kv_cache: KVCache | None = None,

@@ -1,0 +1,158 @@
+"""Load a trained run for use: ``RUN/model.json`` + ``RUN/model.safetensors`` + ``RUN/tokenizer.json``.
+
+No pickle is read: the weights are safetensors and the config is JSON, so a run directory from
+an untrusted source cannot execute code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from tokenizers import Tokenizer
+
+from gristmill.errors import InputError
+from gristmill.train.model import GPT, ModelConfig
+
+log = logging.getLogger(__name__)
+
+EOS_TOKEN = "<|endoftext|>"
+MODEL_JSON, WEIGHTS, TOKENIZER = "model.json", "model.safetensors", "tokenizer.json"
+# Wrappers that torch.compile / DDP put in front of parameter names when a state dict is taken
+# from the wrapped module instead of the model itself.
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRun:
+    """A model ready for inference (eval mode, no grad needed) with its tokenizer."""
+
+    model: GPT
+    config: ModelConfig
+    tokenizer: Tokenizer
+    eos_id: int
+    path: Path
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.embed_tokens.weight.device
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as the model saw text in training (no special tokens added)."""
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def token_str(self, token_id: int) -> str:
+        """The text of one token (for a byte-level BPE, possibly part of a UTF-8 character)."""
+        return self.tokenizer.decode([token_id], skip_special_tokens=False)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; anything else must be available."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise InputError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps requested but MPS is not available")
+    return dev
+
+
+def read_model_config(run_dir: Path) -> ModelConfig:
+    """The ModelConfig stored in ``RUN/model.json``."""
+    path = run_dir / MODEL_JSON
+    if not path.is_file():
+        raise InputError(f"{path} not found: is {run_dir} a training run directory with a saved model?")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        return ModelConfig.from_dict(values)
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"{path}: not a valid model config: {e}") from None
+
+
+def read_weights(run_dir: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Tensors of ``RUN/model.safetensors`` under ``GPT.state_dict()`` names."""
+    path = run_dir / WEIGHTS
+    if not path.is_file():
+        raise InputError(f"{path} not found: has training saved a checkpoint yet?")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise InputError(f"{path}: unreadable safetensors file: {e}") from None
+    clean = {}
+    for key, value in tensors.items():
+        for prefix in _WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+        clean[key] = value
+    if config.tie_embeddings and "lm_head.weight" in clean:
+        # a writer that materialised the tied head: harmless if it really is the embedding
+        head = clean.pop("lm_head.weight")
+        if not torch.equal(head, clean.get("embed_tokens.weight", head + 1)):
+            raise InputError(f"{path}: tie_embeddings is set but lm_head.weight differs from embed_tokens.weight")
+    return clean
+
+
+def load_tokenizer(run_dir: Path) -> tuple[Tokenizer, int]:
+    path = run_dir / TOKENIZER
+    if not path.is_file():
+        raise InputError(f"{path} not found: a run directory keeps a copy of its tokenizer")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on a bad file
+        raise InputError(f"{path}: not a tokenizers JSON file: {e}") from None
+    eos = tok.token_to_id(EOS_TOKEN)
+    if eos is None:
+        raise InputError(f"{path}: the tokenizer has no {EOS_TOKEN} token")
+    return tok, eos
+
+
+def load_run(run_dir: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> LoadedRun:
+    """Build the model of a run directory and load its weights and tokenizer (eval mode)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"run directory not found: {run_dir}")
+    config = read_model_config(run_dir)
+    tokenizer, eos_id = load_tokenizer(run_dir)
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    if vocab > config.vocab_size:
+        raise InputError(f"{run_dir}: tokenizer has {vocab} tokens but the model only {config.vocab_size}")
+    state = read_weights(run_dir, config)
+    with torch.device("meta"):
+        model = GPT(config)
+    missing, unexpected = _diff_keys(model, state)
+    if missing or unexpected:
+        raise InputError(f"{run_dir / WEIGHTS}: weights do not match model.json "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.to_empty(device=resolve_device(device))
+    model.init_weights()  # rebuilds the RoPE tables; every parameter is overwritten below
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise InputError(f"{run_dir / WEIGHTS}: weights do not match model.json: {str(e).splitlines()[-1].strip()}") from None
+    model.to(dtype=dtype).eval().requires_grad_(False)
+    if dtype != torch.float32:  # keep RoPE angles exact; activations are cast back in apply_rope
+        model.init_rope()
+    log.info("loaded %s: %s parameters on %s", run_dir, f"{model.num_params():,}", resolve_device(device))
+    return LoadedRun(model=model, config=config, tokenizer=tokenizer, eos_id=eos_id, path=run_dir)
+
+
+def _diff_keys(model: GPT, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(model.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)
