@@ -1,0 +1,148 @@
+"""Where a pipeline's data stages run: a local cluster, an existing scheduler, or Slurm workers.
+
+The ``[cluster]`` table of a pipeline file picks one. Whatever the kind, the pipeline
+opens one cluster for all its data stages and hands each stage its scheduler address,
+so workers start once. On a shared cluster every worker must see the inputs and the
+output root at the same paths; :func:`check_paths` proves it before any stage runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gristmill.cluster import default_workers
+from gristmill.errors import GristmillError
+from gristmill.stage import Runtime
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClusterConfig:
+    """``[cluster]``: ``kind`` = local (default), scheduler (an address) or slurm (dask-jobqueue)."""
+
+    kind: Literal["local", "scheduler", "slurm"] = "local"
+    workers: int | None = None  # local: worker processes (default: all cores)
+    scheduler: str | None = None  # scheduler: tcp://host:8786
+    # slurm: one Slurm job per ``jobs``, each with ``cores`` cores split into ``processes`` workers
+    queue: str | None = None
+    account: str | None = None
+    jobs: int = 1
+    cores: int = 8
+    processes: int | None = None
+    memory: str = "32GB"
+    walltime: str = "04:00:00"
+    job_extra: tuple[str, ...] = ()  # extra "#SBATCH" options, e.g. "--constraint=skylake"
+    job_setup: tuple[str, ...] = ()  # shell lines before the worker starts (module load, venv)
+    local_directory: str | None = None  # worker scratch space on the compute nodes
+    wait_s: int = 600  # how long to wait for the first worker
+
+    def __post_init__(self) -> None:
+        if self.scheduler and self.kind == "local":
+            object.__setattr__(self, "kind", "scheduler")  # an address alone means "use it"
+        if self.kind == "scheduler" and not self.scheduler:
+            raise ValueError('kind = "scheduler" needs scheduler = "tcp://HOST:8786"')
+        for name in ("workers", "processes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.jobs < 1 or self.cores < 1 or self.wait_s < 1:
+            raise ValueError("jobs, cores and wait_s must be >= 1")
+        if self.processes is not None and self.processes > self.cores:
+            raise ValueError(f"processes ({self.processes}) cannot exceed cores ({self.cores})")
+
+
+def _visible(paths: Sequence[str], writable: str) -> list[str]:
+    """Run on each worker: the paths it cannot see (or the root it cannot write to)."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if not os.path.isdir(writable) or not os.access(writable, os.W_OK | os.X_OK):
+        missing.append(f"{writable} (output root, not writable)")
+    return missing
+
+
+def check_paths(client: Any, inputs: Sequence[Path], root: Path) -> None:
+    """Fail clearly unless every worker sees every input and can write to the output root."""
+    root.mkdir(parents=True, exist_ok=True)
+    results = client.run(_visible, [str(p) for p in inputs], str(root))
+    bad = {worker: miss for worker, miss in sorted(results.items()) if miss}
+    if bad:
+        worker, missing = next(iter(bad.items()))
+        raise GristmillError(
+            f"{len(bad)} of {len(results)} Dask workers cannot see the pipeline's paths "
+            f"(e.g. {worker} cannot see {missing[0]}); inputs and the output root must be on a "
+            "filesystem shared by all workers, at the same paths")
+
+
+def slurm_cluster_kwargs(cfg: ClusterConfig, log_dir: Path) -> dict[str, Any]:
+    """Arguments for ``dask_jobqueue.SLURMCluster``: single-threaded worker processes, like locally."""
+    processes = cfg.processes or cfg.cores
+    return dict(queue=cfg.queue, account=cfg.account, cores=cfg.cores, processes=processes,
+                memory=cfg.memory, walltime=cfg.walltime, job_extra_directives=list(cfg.job_extra),
+                job_script_prologue=list(cfg.job_setup), local_directory=cfg.local_directory,
+                log_directory=str(log_dir), worker_extra_args=["--nthreads", "1"],
+                scheduler_options={"dashboard_address": ":8787"})
+
+
+@contextmanager
+def data_runtime(cfg: ClusterConfig, *, inputs: Sequence[Path], root: Path,
+                 say: Say = log.info) -> Iterator[Runtime]:
+    """Start (or connect to) the cluster the data stages share; yield their :class:`Runtime`."""
+    import distributed
+
+    if cfg.kind == "local":
+        n = cfg.workers or default_workers()
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+            say(f"cluster: local, {n} worker processes")
+            yield Runtime(scheduler=cluster.scheduler_address)
+        return
+    if cfg.kind == "scheduler":
+        assert cfg.scheduler is not None
+        try:
+            client = distributed.Client(cfg.scheduler, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise GristmillError(f"cannot reach Dask scheduler {cfg.scheduler}: {e}") from None
+        with client:
+            n = len(client.scheduler_info().get("workers", {}))
+            say(f"cluster: {cfg.scheduler} ({n} workers), dashboard {client.dashboard_link}")
+            if n == 0:
+                raise GristmillError(f"the Dask scheduler {cfg.scheduler} has no workers")
+            check_paths(client, inputs, root)
+            yield Runtime(scheduler=cfg.scheduler)
+        return
+    with _slurm(cfg, root, say) as address, distributed.Client(address) as client:
+        check_paths(client, inputs, root)
+        yield Runtime(scheduler=address)
+
+
+@contextmanager
+def _slurm(cfg: ClusterConfig, root: Path, say: Say) -> Iterator[str]:
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise GristmillError('[cluster] kind = "slurm" needs dask-jobqueue: '
+                             "pip install 'gristmill[slurm]'") from None
+    log_dir = root / "slurm-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with SLURMCluster(**slurm_cluster_kwargs(cfg, log_dir)) as cluster:
+        cluster.scale(jobs=cfg.jobs)
+        say(f"cluster: Slurm, {cfg.jobs} job(s) of {cfg.cores} cores on queue {cfg.queue or '(default)'}; "
+            f"dashboard {cluster.dashboard_link}")
+        import distributed
+
+        with distributed.Client(cluster) as client:
+            try:
+                client.wait_for_workers(1, timeout=cfg.wait_s)
+            except TimeoutError:
+                raise GristmillError(f"no Slurm worker started within {cfg.wait_s}s (see squeue and "
+                                     f"{log_dir})") from None
+        yield cluster.scheduler_address

@@ -1,0 +1,60 @@
+"""What ``gristmill demo`` shows once its pipeline has run: where everything is, and a sample."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gristmill.manifest import read_manifest
+from gristmill.pipelines.spec import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+# The file a reader should open first in each stage's output.
+_KEY_FILES = {"tokenizer": "tokenizer.json", "shards": "manifest.json", "train": "model.safetensors"}
+
+
+def artifacts(pipe: PipelineConfig) -> dict[str, str]:
+    """Stage name -> the path of its main artifact (its directory for document datasets)."""
+    out = {}
+    for spec in pipe.stages:
+        d = pipe.layout.dir(spec.name)
+        key = _KEY_FILES.get(spec.name)
+        out[spec.name] = str(d / key) if key and (d / key).exists() else str(d)
+    return out
+
+
+def sample(run_dir: Path, prompt: str, *, seed: int = 0, max_new_tokens: int = 120) -> str:
+    """A seeded sample from the trained run (same run, prompt and seed: same text)."""
+    from gristmill.train.run import load_run
+    from gristmill.train.sample import SamplingConfig, generate_text
+
+    run = load_run(run_dir)
+    cfg = SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=max_new_tokens, seed=seed)
+    return generate_text(run, prompt, cfg)[0].text
+
+
+def show_demo(pipe: PipelineConfig, *, prompt: str,
+              say: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Print each artifact's location, the final losses, and a generated sample."""
+    paths = artifacts(pipe)
+    say("")
+    say("artifacts:")
+    for name, path in paths.items():
+        say(f"  {name:<10} {path}")
+    result: dict[str, Any] = {"artifacts": paths}
+    train_dir = pipe.layout.dir("train") if "train" in pipe.layout.stages else None
+    if train_dir is None or read_manifest(train_dir) is None:
+        return result
+    text = sample(train_dir, prompt)
+    say("")
+    say(f"sample (prompt {prompt!r}, temperature 0.8, seed 0):")
+    say("")
+    say(prompt + text)
+    say("")
+    say(f"more: gristmill generate {train_dir} --prompt 'KING HENRY:' --temperature 0.8")
+    say(f"      gristmill status {pipe.path} --root {pipe.layout.root}")
+    result["sample"] = {"prompt": prompt, "text": text}
+    return result

@@ -1,0 +1,203 @@
+"""Run a pipeline's stages in order, skipping what is up to date and redoing what is not.
+
+A stage is up to date exactly when its own ``StageRun`` would say so: its manifest has the
+same config hash and the same input fingerprint. The fingerprint of an upstream stage's
+directory is its manifest's hash, so a stage that reruns makes everything after it stale,
+and nothing before it. A stage killed mid-way left no manifest, so the next run redoes it
+(the stages themselves pick up what they can, e.g. training resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gristmill.config import config_hash, to_dict
+from gristmill.errors import GristmillError
+from gristmill.manifest import fingerprint, read_manifest
+from gristmill.pipelines.clusters import data_runtime
+from gristmill.pipelines.spec import PipelineConfig
+from gristmill.pipelines.stages import StageSpec
+from gristmill.stage import Runtime, StageResult
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+Status = Literal["done", "stale", "not run", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageState:
+    """What the files on disk say about one stage, independent of any run."""
+
+    name: str
+    out: Path
+    status: Status
+    reason: str
+    manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One stage in a plan: ``run``, ``skip`` (up to date) or ``outside`` (not in --from/--to)."""
+
+    spec: StageSpec
+    state: StageState
+    action: Literal["run", "skip", "outside"]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one stage in a run."""
+
+    name: str
+    action: Literal["ran", "up to date", "outside"]
+    output: Path
+    result: StageResult | None
+    seconds: float
+
+
+def stage_state(pipe: PipelineConfig, spec: StageSpec) -> StageState:
+    """Compare a stage's manifest with its config and its inputs as they are now."""
+    out = pipe.layout.dir(spec.name)
+    m = read_manifest(out)
+    if m is None:
+        leftovers = out.is_dir() and any(out.iterdir())
+        if leftovers:
+            return StageState(spec.name, out, "interrupted", "no manifest: an earlier run was interrupted", None)
+        return StageState(spec.name, out, "not run", "no output yet", None)
+    cfg = pipe.configs[spec.name]
+    if m.get("stage") != spec.name:
+        return StageState(spec.name, out, "stale", f"{out} holds a {m.get('stage')!r} output", m)
+    if m.get("config_hash") != config_hash(cfg):
+        changed = _changed_keys(m.get("config") or {}, to_dict(cfg))
+        return StageState(spec.name, out, "stale", f"config changed: {', '.join(changed) or 'hash'}", m)
+    inputs = spec.inputs(pipe.layout, spec.name)
+    now = fingerprint(inputs)
+    if m.get("inputs") != now:
+        return StageState(spec.name, out, "stale", f"input changed: {_changed_input(m.get('inputs') or [], now)}", m)
+    return StageState(spec.name, out, "done", "up to date", m)
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def _changed_input(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    by_path = {e.get("path"): e for e in old}
+    for e in new:
+        if by_path.get(e.get("path")) != e:
+            return str(e.get("path"))
+    gone = set(by_path) - {e.get("path") for e in new}
+    return f"{sorted(map(str, gone))[0]} removed" if gone else "file list"
+
+
+def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
+         force: Collection[str] = ()) -> list[Step]:
+    """Decide, for each enabled stage, whether this run would run it and why."""
+    names = [s.name for s in pipe.stages]
+    for opt, value in (("--from", start), ("--to", stop), *(("--force", f) for f in force if f != "all")):
+        if value is not None and value not in names:
+            raise GristmillError(f"{opt} {value}: not a stage of this pipeline (stages: {', '.join(names)})")
+    lo = names.index(start) if start else 0
+    hi = names.index(stop) if stop else len(names) - 1
+    if lo > hi:
+        raise GristmillError(f"--from {start} comes after --to {stop}")
+    steps: list[Step] = []
+    rerun: str | None = None  # the first stage of this run that reruns: everything after is stale
+    for i, spec in enumerate(pipe.stages):
+        state = stage_state(pipe, spec) if rerun is None else _pending(pipe, spec, rerun)
+        if not lo <= i <= hi:
+            steps.append(Step(spec, state, "outside", state.reason))
+            continue
+        if spec.name in force or "all" in force:
+            steps.append(Step(spec, state, "run", "forced"))
+        elif state.status == "done":
+            steps.append(Step(spec, state, "skip", "up to date"))
+            continue
+        else:
+            steps.append(Step(spec, state, "run", state.reason))
+        rerun = rerun or spec.name
+    return steps
+
+
+def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState:
+    out = pipe.layout.dir(spec.name)
+    m = read_manifest(out)
+    status: Status = "stale" if m is not None else "not run"
+    return StageState(spec.name, out, status, f"upstream stage {upstream} reruns", m)
+
+
+def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
+                 force: Collection[str] = (), say: Say = log.info) -> list[Outcome]:
+    """Run the planned stages in order; returns what happened to each stage."""
+    steps = plan(pipe, start=start, stop=stop, force=force)
+    outcomes: list[Outcome] = []
+    with ExitStack() as stack:
+        data_rt: list[Runtime] = []  # started on first use: an all-up-to-date run starts no cluster
+        for step in steps:
+            name, out = step.spec.name, pipe.layout.dir(step.spec.name)
+            if step.action != "run":
+                if step.action == "skip":
+                    say(f"{name}: up to date ({out})")
+                outcomes.append(Outcome(name, "up to date" if step.action == "skip" else "outside",
+                                        out, None, 0.0))
+                continue
+            _check_inputs(pipe, step.spec)
+            say(f"{name}: running ({step.why})")
+            if step.spec.data and not data_rt:
+                data_rt.append(stack.enter_context(data_runtime(
+                    pipe.cluster, inputs=pipe.layout.inputs, root=pipe.layout.root, say=say)))
+            base = data_rt[0] if step.spec.data else Runtime()
+            rt = Runtime(workers=base.workers, scheduler=base.scheduler, force=step.why == "forced")
+            t0 = time.monotonic()
+            with _stage_errors(name):
+                result = step.spec.call(step.spec.func(), pipe.layout, name, pipe.configs[name], rt)
+            secs = time.monotonic() - t0
+            say(f"{name}: done in {secs:.1f}s ({out})")
+            _warn_if_unstable(pipe, step.spec)
+            outcomes.append(Outcome(name, "ran", out, result, secs))
+    return outcomes
+
+
+def _check_inputs(pipe: PipelineConfig, spec: StageSpec) -> None:
+    """Refuse to start a stage whose upstream stage has not finished (e.g. after --from)."""
+    for p in spec.inputs(pipe.layout, spec.name):
+        if p.is_relative_to(pipe.layout.root) and not p.exists():
+            raise GristmillError(f"stage {spec.name} needs {p}, which does not exist yet: run the "
+                                 "stages before it first (drop --from)")
+        if p.is_dir() and p.is_relative_to(pipe.layout.root) and read_manifest(p) is None:
+            raise GristmillError(f"stage {spec.name} needs {p}, which has no manifest (that stage has not "
+                                 "finished): run the stages before it first (drop --from)")
+
+
+@contextmanager
+def _stage_errors(name: str) -> Iterator[None]:
+    """Prefix a stage's user errors with its name, so a pipeline failure says where it happened."""
+    try:
+        yield
+    except GristmillError as e:
+        if not e.message.startswith(f"{name}:"):
+            e.message = f"{name}: {e.message}"
+        raise
+
+
+def _warn_if_unstable(pipe: PipelineConfig, spec: StageSpec) -> None:
+    """A stage that just ran must look up to date; if not, the registry's inputs are wrong."""
+    state = stage_state(pipe, spec)
+    if state.status != "done":
+        log.warning("%s: finished but does not look up to date (%s); it will rerun next time",
+                    spec.name, state.reason)

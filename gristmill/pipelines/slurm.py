@@ -1,0 +1,167 @@
+"""Batch scripts for Slurm: the training stage under ``srun torchrun``, and the data stages.
+
+The training script resumes by itself: it always passes ``--resume`` (a no-op on a fresh run),
+asks Slurm for ``USR1`` a few minutes before the time limit, then makes training save a
+checkpoint (SIGINT through torchrun) and requeues the job, up to ``max_requeues`` times.
+The data stages, when they still need to run, become a job of their own and the training
+job waits for it with ``--dependency=afterok``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gristmill.errors import GristmillError
+
+_TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
+
+# Settings multi-node NCCL jobs commonly need; users add or override in [slurm.nccl].
+NCCL_DEFAULTS = {
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",  # a dead rank fails the job instead of hanging it
+    "NCCL_DEBUG": "WARN",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SlurmConfig:
+    """``[slurm]``: resources of the training job (and of the data job, ``data_*``)."""
+
+    nodes: int = 1
+    gpus_per_node: int = 8
+    cpus_per_task: int | None = None  # per node; default: Slurm's
+    mem: str | None = None
+    time: str = "24:00:00"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    job_name: str = "gristmill"
+    rdzv_port: int = 29500
+    max_requeues: int = 20
+    signal_s: int = 300  # USR1 this long before the time limit: time to checkpoint
+    sbatch_extra: tuple[str, ...] = ()  # more "#SBATCH" options, e.g. "--constraint=h100"
+    setup: tuple[str, ...] = ()  # shell lines before training: module load, source a venv
+    nccl: dict[str, str] = field(default_factory=dict)
+    data_cpus: int = 16
+    data_mem: str | None = None
+    data_time: str = "04:00:00"
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.gpus_per_node < 0 or self.max_requeues < 0:
+            raise ValueError("nodes must be >= 1, gpus_per_node and max_requeues >= 0")
+        if self.data_cpus < 1 or self.signal_s < 0 or not 0 < self.rdzv_port < 65536:
+            raise ValueError("data_cpus must be >= 1, signal_s >= 0, rdzv_port a port number")
+        for name in ("time", "data_time"):
+            if not _TIME.match(getattr(self, name)):
+                raise ValueError(f"{name} must be a Slurm time like 24:00:00 or 2-00:00:00, "
+                                 f"got {getattr(self, name)!r}")
+
+
+def _header(cfg: SlurmConfig, name: str, log_dir: Path, lines: list[str]) -> list[str]:
+    head = ["#!/bin/bash", f"#SBATCH --job-name={name}", *lines]
+    for opt, value in (("partition", cfg.partition), ("account", cfg.account), ("qos", cfg.qos)):
+        if value:
+            head.append(f"#SBATCH --{opt}={value}")
+    head += [f"#SBATCH --output={log_dir}/%x-%j.out", "#SBATCH --open-mode=append"]
+    head += [f"#SBATCH {opt}" for opt in cfg.sbatch_extra]
+    return head
+
+
+def _prologue(cfg: SlurmConfig, workdir: Path) -> list[str]:
+    venv_bin = Path(sys.executable).parent
+    return ["set -euo pipefail", f"cd {shlex.quote(str(workdir))}",
+            f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"', *cfg.setup]
+
+
+def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Path,
+                 workdir: Path, log_dir: Path) -> str:
+    """The sbatch script that trains (and keeps resuming) the pipeline's training stage."""
+    nproc = max(cfg.gpus_per_node, 1)
+    lines = [f"#SBATCH --nodes={cfg.nodes}", "#SBATCH --ntasks-per-node=1",
+             f"#SBATCH --time={cfg.time}", "#SBATCH --requeue", f"#SBATCH --signal=B:USR1@{cfg.signal_s}"]
+    if cfg.gpus_per_node:
+        lines.append(f"#SBATCH --gpus-per-node={cfg.gpus_per_node}")
+    if cfg.cpus_per_task:
+        lines.append(f"#SBATCH --cpus-per-task={cfg.cpus_per_task}")
+    if cfg.mem:
+        lines.append(f"#SBATCH --mem={cfg.mem}")
+    env = {**NCCL_DEFAULTS, **cfg.nccl}
+    train_cmd = ["-m", "gristmill", "train", "--data", str(shards), "-o", str(run_dir),
+                 "--config", str(pipeline), "--resume"]
+    body = [
+        *_prologue(cfg, workdir),
+        "",
+        "# Rendezvous on the first node of the allocation.",
+        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        f"export MASTER_ADDR MASTER_PORT={cfg.rdzv_port}",
+        "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-" + str(max((cfg.cpus_per_task or nproc) // nproc, 1)) + "}",
+        *(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())),
+        "# Set NCCL_SOCKET_IFNAME (e.g. ib0) in [slurm.nccl] when NCCL picks the wrong interface.",
+        "",
+        f"MAX_REQUEUES={cfg.max_requeues}",
+        "requeue_on_timeout() {",
+        '  echo "gristmill: time limit near: checkpointing, then requeueing" >&2',
+        '  scancel --signal=INT "${SLURM_JOB_ID}.0" || kill -INT "$SRUN_PID" || true',
+        '  wait "$SRUN_PID" || true',
+        '  if (( ${SLURM_RESTART_COUNT:-0} < MAX_REQUEUES )); then',
+        '    scontrol requeue "$SLURM_JOB_ID"',
+        "  else",
+        '    echo "gristmill: requeued $MAX_REQUEUES times already; giving up" >&2',
+        "  fi",
+        "  exit 0",
+        "}",
+        "trap requeue_on_timeout USR1",
+        "",
+        "# --resume continues from the latest complete checkpoint (none yet: a fresh start).",
+        "srun --kill-on-bad-exit=1 torchrun --nnodes \"$SLURM_NNODES\" "
+        f"--nproc-per-node {nproc} --rdzv-id \"$SLURM_JOB_ID\" --rdzv-backend c10d "
+        "--rdzv-endpoint \"$MASTER_ADDR:$MASTER_PORT\" \\",
+        "  " + " ".join(shlex.quote(a) for a in train_cmd) + " &",
+        "SRUN_PID=$!",
+        "# `wait` returns early when USR1 arrives; loop until srun has really exited.",
+        "while :; do",
+        '  set +e; wait "$SRUN_PID"; rc=$?; set -e',
+        '  kill -0 "$SRUN_PID" 2>/dev/null || break',
+        "done",
+        'exit "$rc"',
+    ]
+    head = _header(cfg, f"{cfg.job_name}-train", log_dir, lines)
+    return "\n".join(head + [""] + body) + "\n"
+
+
+def data_script(cfg: SlurmConfig, *, pipeline: Path, to_stage: str, workdir: Path,
+                log_dir: Path, scheduler: str | None = None) -> str:
+    """The sbatch script that runs the pipeline's data stages on one node."""
+    lines = ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={cfg.data_cpus}",
+             f"#SBATCH --time={cfg.data_time}"]
+    if cfg.data_mem:
+        lines.append(f"#SBATCH --mem={cfg.data_mem}")
+    run = ["gristmill", "run", str(pipeline), "--to", to_stage]
+    run += ["--scheduler", scheduler] if scheduler else ["--workers", '"$SLURM_CPUS_PER_TASK"']
+    cmd = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in run)
+    body = [*_prologue(cfg, workdir), 'export TOKENIZERS_PARALLELISM=false', "", cmd]
+    return "\n".join(_header(cfg, f"{cfg.job_name}-data", log_dir, lines) + [""] + body) + "\n"
+
+
+def sbatch_command(script: Path, dependency: str | None = None) -> list[str]:
+    cmd = ["sbatch", "--parsable"]
+    if dependency:
+        cmd.append(f"--dependency=afterok:{dependency}")
+    return cmd + [str(script)]
+
+
+def submit(script: Path, dependency: str | None = None) -> str:
+    """Submit ``script`` with sbatch; return the job id."""
+    if shutil.which("sbatch") is None:
+        raise GristmillError("sbatch not found: run this on a Slurm login node, or add --dry-run "
+                             "to only write the scripts")
+    proc = subprocess.run(sbatch_command(script, dependency), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise GristmillError(f"sbatch {script} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    # --parsable prints "JOBID" or "JOBID;CLUSTER"
+    return proc.stdout.strip().split(";")[0]

@@ -1,0 +1,65 @@
+"""``gristmill status``: which stages are done, stale (and why) or not run, with their figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gristmill.pipelines.runner import Step, plan
+from gristmill.pipelines.spec import PipelineConfig
+
+
+def status_rows(pipe: PipelineConfig) -> list[dict[str, Any]]:
+    """One row per enabled stage: its state, why, and what its manifest recorded."""
+    return [_row(step) for step in plan(pipe)]
+
+
+def _row(step: Step) -> dict[str, Any]:
+    st, m = step.state, step.state.manifest or {}
+    reason = st.reason
+    if reason.startswith("upstream stage ") and reason.endswith(" reruns"):
+        reason = reason.replace(" reruns", " is not up to date")
+    outputs = m.get("outputs") or []
+    counts = m.get("counts")
+    return {
+        "stage": st.name,
+        "status": st.status,
+        "reason": None if st.status == "done" else reason,
+        "output": str(st.out),
+        "counts": counts,
+        "seconds": m.get("seconds"),
+        "bytes": sum(int(o.get("bytes") or 0) for o in outputs) if m else None,
+        "files": len(outputs) if m else None,
+        "finished": m.get("finished"),
+    }
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _counts(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "-"
+    removed = sum(c.get("removed", {}).values())
+    return f"{c['in']:,} in, {c['kept']:,} kept, {removed:,} removed"
+
+
+def format_status(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: stage, state, documents, time, size, and the reason when not done."""
+    header = ("stage", "state", "documents", "time", "size")
+    table = [header] + [
+        (r["stage"], r["status"], _counts(r["counts"]),
+         "-" if r["seconds"] is None else f"{r['seconds']:.1f}s", human_bytes(r["bytes"]))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    notes = [f"  {r['stage']}: {r['reason']}" for r in rows if r["reason"]]
+    return "\n".join(lines + (["", "why:"] + notes if notes else []))

@@ -1,0 +1,138 @@
+"""The runner's decisions: skip what is up to date, rerun what changed and everything after it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gristmill.errors import GristmillError
+from gristmill.pipelines.runner import plan, run_pipeline, stage_state
+from gristmill.pipelines.spec import load_pipeline
+from tests.pipelines.fakes import FAKE_STAGES
+
+TOML = """\
+[pipeline]
+root = "out"
+inputs = ["in"]
+
+[read]
+min_chars = {min_chars}
+
+[case]
+upper = {upper}
+"""
+
+
+def write_pipeline(tmp: Path, *, min_chars: int = 2, upper: str = "true") -> Path:
+    (tmp / "in").mkdir(exist_ok=True)
+    if not (tmp / "in" / "a.txt").exists():
+        (tmp / "in" / "a.txt").write_text("to be or not\nx\nto be that is\n")
+    p = tmp / "p.toml"
+    p.write_text(TOML.format(min_chars=min_chars, upper=upper))
+    return p
+
+
+def load(path: Path):
+    return load_pipeline(path, registry=FAKE_STAGES)
+
+
+def actions(outcomes) -> dict[str, str]:
+    return {o.name: o.action for o in outcomes}
+
+
+def test_first_run_runs_everything_second_run_nothing(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    assert actions(run_pipeline(pipe)) == {"read": "ran", "case": "ran", "count": "ran"}
+    top = (tmp_path / "out" / "03-count" / "top.txt").read_text()
+    assert top.splitlines()[0] == "BE\t2"
+    assert actions(run_pipeline(pipe)) == {"read": "up to date", "case": "up to date", "count": "up to date"}
+    assert [stage_state(pipe, s).status for s in pipe.stages] == ["done"] * 3
+
+
+def test_config_change_reruns_that_stage_and_downstream_only(tmp_path):
+    path = write_pipeline(tmp_path)
+    run_pipeline(load(path))
+    before = (tmp_path / "out" / "01-read" / "manifest.json").read_bytes()
+    pipe = load(write_pipeline(tmp_path, upper="false"))
+    steps = plan(pipe)
+    assert [(s.spec.name, s.action) for s in steps] == [("read", "skip"), ("case", "run"), ("count", "run")]
+    assert steps[1].why == "config changed: upper"
+    assert steps[2].why == "upstream stage case reruns"
+    assert actions(run_pipeline(pipe)) == {"read": "up to date", "case": "ran", "count": "ran"}
+    assert (tmp_path / "out" / "01-read" / "manifest.json").read_bytes() == before
+    assert (tmp_path / "out" / "03-count" / "top.txt").read_text().splitlines()[0] == "be\t2"
+
+
+def test_changed_input_file_reruns_everything(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    run_pipeline(pipe)
+    (tmp_path / "in" / "a.txt").write_text("brand new words here\n")
+    steps = plan(pipe)
+    assert steps[0].action == "run" and steps[0].why.startswith("input changed: ")
+    assert str(tmp_path / "in" / "a.txt") in steps[0].why
+    assert actions(run_pipeline(pipe)) == {"read": "ran", "case": "ran", "count": "ran"}
+
+
+def test_touching_an_input_without_changing_it_keeps_everything_up_to_date(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    run_pipeline(pipe)
+    f = tmp_path / "in" / "a.txt"
+    f.write_text(f.read_text())
+    assert {s.action for s in plan(pipe)} == {"skip"}
+
+
+def test_force_reruns_the_stage_and_everything_after_it(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    run_pipeline(pipe)
+    steps = plan(pipe, force=["case"])
+    assert [(s.action, s.why) for s in steps] == [
+        ("skip", "up to date"), ("run", "forced"), ("run", "upstream stage case reruns")]
+    assert actions(run_pipeline(pipe, force=["case"])) == {"read": "up to date", "case": "ran", "count": "ran"}
+    assert actions(run_pipeline(pipe, force=["all"])) == {"read": "ran", "case": "ran", "count": "ran"}
+
+
+def test_from_and_to_select_a_range(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    assert actions(run_pipeline(pipe, stop="case")) == {"read": "ran", "case": "ran", "count": "outside"}
+    assert not (tmp_path / "out" / "03-count").exists()
+    assert actions(run_pipeline(pipe, start="count")) == {
+        "read": "outside", "case": "outside", "count": "ran"}
+
+
+def test_from_a_stage_whose_input_never_ran_fails_clearly(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    with pytest.raises(GristmillError, match=r"stage case needs .*01-read.*drop --from"):
+        run_pipeline(pipe, start="case")
+
+
+def test_bad_range_and_unknown_stage_names(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    with pytest.raises(GristmillError, match="--from count comes after --to read"):
+        plan(pipe, start="count", stop="read")
+    with pytest.raises(GristmillError, match="--force nope: not a stage"):
+        plan(pipe, force=["nope"])
+
+
+def test_interrupted_stage_is_reported_and_redone(tmp_path):
+    pipe = load(write_pipeline(tmp_path))
+    run_pipeline(pipe)
+    case_dir = tmp_path / "out" / "02-case"
+    good = (case_dir / "lines.txt").read_bytes()
+    # What a kill between begin() and finish() leaves: no manifest, a temp area.
+    (case_dir / "manifest.json").unlink()
+    (case_dir / ".tmp").mkdir()
+    (case_dir / ".tmp" / "lines.txt").write_text("half")
+    state = stage_state(pipe, pipe.spec("case"))
+    assert state.status == "interrupted"
+    assert actions(run_pipeline(pipe)) == {"read": "up to date", "case": "ran", "count": "ran"}
+    assert (case_dir / "lines.txt").read_bytes() == good
+    assert not (case_dir / ".tmp").exists()
+
+
+def test_stage_list_can_leave_a_stage_out(tmp_path):
+    path = write_pipeline(tmp_path)
+    path.write_text(path.read_text().replace('inputs = ["in"]', 'inputs = ["in"]\nstages = ["read", "case"]'))
+    pipe = load(path)
+    assert [s.name for s in pipe.stages] == ["read", "case"]
+    assert actions(run_pipeline(pipe)) == {"read": "ran", "case": "ran"}
