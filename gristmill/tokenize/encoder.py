@@ -1,46 +1,167 @@
 """One function the shard writer calls to turn texts into token ids.
 
 ``load_encoder(path)`` returns the fastest encoder that is proven to give the same ids
-as the tokenizer file itself.
+as the tokenizer file itself:
+
+- **tiktoken** when the file is a plain byte-level BPE (no normalizer, no dropout, no
+  unknown token, a pre-tokenizer that is exactly one of the published split regexes):
+  a ``tiktoken.Encoding`` is built from the same vocabulary (rank = id, so merges apply
+  in the order they were learned) and checked against ``tokenizers`` at load time on
+  adversarial strings and on text made of the vocabulary itself, then again on the first
+  documents it encodes. Any difference, and it falls back to ``tokenizers`` for good.
+- **tokenizers** (``encode_batch_fast``) otherwise.
+
+Both encode a document as *ordinary text*: a special-token string that occurs inside a
+document (say a web page about tokenizers quoting ``<|endoftext|>``) is spelled with
+ordinary tokens, so no document can forge a document boundary.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
+from gristmill.tokenize import fastpath
+
+log = logging.getLogger(__name__)
 
 EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+# How much real text the fast path is re-checked on before it is trusted.
+VERIFY_DOCS = 256
 
 
 @dataclass(slots=True)
 class Encoder:
     """Encodes documents (without EOS; the caller appends it) with a loaded tokenizer."""
 
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer          # the file as loaded (decode, special tokens)
     eos_id: int
     vocab_size: int
-    backend: str = "tokenizers"
+    backend: str = "tokenizers"   # "tiktoken" | "tokenizers"
+    threads: int = 1
+    plain: Tokenizer | None = None  # the same without special added tokens: the reference encoding
+    fast: Any = None              # tiktoken.Encoding when backend == "tiktoken"
+    verify_left: int = 0          # documents still to be cross-checked against `plain`
+    fallback_reason: str | None = field(default=None)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        """Token ids of each text, no special tokens added."""
+        if self.fast is None:
+            return self._reference(texts)
+        if self.threads > 1:
+            ids = self.fast.encode_ordinary_batch(texts, num_threads=self.threads)
+        else:
+            ids = [self.fast.encode_ordinary(t) for t in texts]
+        if self.verify_left > 0:
+            ids = self._cross_check(texts, ids)
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of ``ids`` (special tokens included as their strings)."""
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def _reference(self, texts: list[str]) -> list[list[int]]:
+        tok = self.plain or self.tokenizer
+        return [e.ids for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def _cross_check(self, texts: list[str], ids: list[list[int]]) -> list[list[int]]:
+        n = min(self.verify_left, len(texts))
+        ref = self._reference(texts[:n])
+        self.verify_left -= n
+        bad = next((i for i in range(n) if ref[i] != ids[i]), None)
+        if bad is None:
+            return ids
+        self._fall_back(f"tiktoken and tokenizers differ on a document ({texts[bad][:60]!r}...)")
+        return ref + self._reference(texts[n:])
+
+    def _fall_back(self, reason: str) -> None:
+        log.warning("fast encoder disabled, using tokenizers: %s", reason)
+        self.fast, self.backend, self.fallback_reason, self.verify_left = None, "tokenizers", reason, 0
 
 
-def load_encoder(path: str | Path) -> Encoder:
-    """Load ``tokenizer.json``; its vocabulary must contain ``<|endoftext|>``."""
+def _in_dask_worker() -> bool:
+    if "distributed" not in sys.modules:
+        return False
+    try:
+        sys.modules["distributed"].get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """1 inside a Dask worker (the cluster already runs one process per core), else all cores."""
+    if _in_dask_worker():
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def _plain_copy(spec: dict[str, Any]) -> Tokenizer:
+    """The tokenizer without its special added tokens, truncation or padding."""
+    spec = dict(spec, added_tokens=[t for t in spec.get("added_tokens", []) if not t.get("special")],
+                truncation=None, padding=None)
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = True,
+                 verify_docs: int = VERIFY_DOCS) -> Encoder:
+    """Load ``tokenizer.json`` (it must contain ``<|endoftext|>``) with the fastest proven backend.
+
+    ``threads`` defaults to :func:`default_threads`. With one thread, tokenizers' own pool is
+    switched off (TOKENIZERS_PARALLELISM=false): in a Dask worker it would fight the other
+    worker processes, and a forked worker would switch it off anyway with a warning.
+    ``fast=False`` forces the tokenizers backend.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"tokenizer file not found: {p}")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    threads = threads or default_threads()
+    if threads == 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        tok = Tokenizer.from_file(str(p))
+        text = p.read_text(encoding="utf-8")
+        spec = json.loads(text)
+        tok = Tokenizer.from_str(text)
+        plain = _plain_copy(spec)
     except Exception as e:  # tokenizers raises a bare Exception on a bad file
         raise InputError(f"{p}: not a tokenizers JSON file: {e}") from None
-    eos = tok.token_to_id(EOS_TOKEN)
+    eos = next((t.get("id") for t in spec.get("added_tokens") or []
+                if t.get("content") == EOS_TOKEN and t.get("special")), None)
     if eos is None:
-        raise InputError(f"{p}: the tokenizer has no {EOS_TOKEN} token")
-    return Encoder(tokenizer=tok, eos_id=eos, vocab_size=tok.get_vocab_size(with_added_tokens=True))
+        raise InputError(f"{p}: the tokenizer has no {EOS_TOKEN} special token")
+    enc = Encoder(tokenizer=tok, eos_id=eos, vocab_size=tok.get_vocab_size(with_added_tokens=True),
+                  threads=threads, plain=plain)
+    if fast:
+        _try_fast(enc, spec, verify_docs)
+    log.info("encoder for %s: %s backend, %d thread(s)", p.name, enc.backend, threads)
+    return enc
+
+
+def _try_fast(enc: Encoder, spec: dict[str, Any], verify_docs: int) -> None:
+    built = fastpath.build_tiktoken(spec)
+    if isinstance(built, str):
+        enc.fallback_reason = built
+        log.info("no tiktoken fast path: %s", built)
+        return
+    assert enc.plain is not None
+    mismatch = fastpath.first_mismatch(built, enc.plain, fastpath.probe_texts(spec))
+    if mismatch is not None:
+        enc.fallback_reason = f"tiktoken and tokenizers differ on {mismatch[:60]!r}"
+        log.warning("no tiktoken fast path: %s", enc.fallback_reason)
+        return
+    enc.fast, enc.backend, enc.verify_left = built, "tiktoken", verify_docs
