@@ -1,0 +1,193 @@
+"""Units of encoding work for ``shards write``: planning them, and encoding one on a worker.
+
+A unit is a row range of one Parquet row group. Units depend only on the input files,
+so the shards assembled from them (in unit order) are the same whatever the number of
+workers. A worker writes a finished unit as one Arrow IPC file per split under the work
+directory, then a small JSON meta file last: the meta's presence means the unit is done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gristmill.errors import InputError
+from gristmill.manifest import atomic_write_json
+from gristmill.tokenize.encoder import Encoder, load_encoder
+from gristmill.tokenize.split import SPLITS, val_mask
+
+# Docs per encode_batch call: large enough to amortise per-call costs, small enough that
+# a batch of long documents stays well under a few hundred MB.
+ENCODE_BATCH_DOCS = 512
+_MIN_UNIT_BYTES, _MAX_UNIT_BYTES, _TARGET_UNITS = 1 << 20, 32 << 20, 64
+
+
+def unit_schema(dtype: str) -> pa.Schema:
+    """Rows of a unit file: the shard columns plus each document's UTF-8 byte count."""
+    return pa.schema([("input_ids", pa.list_(pa.from_numpy_dtype(np.dtype(dtype)))),
+                      ("doc_id", pa.string()), ("n_bytes", pa.int64())])
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Rows ``[start, stop)`` of row group ``row_group`` of Parquet file ``part``."""
+
+    index: int
+    part: str
+    row_group: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeSpec:
+    """What every unit's encoding shares (sent once per task; small)."""
+
+    tokenizer: str
+    work_dir: str
+    dtype: str
+    seed: int
+    val_fraction: float
+
+
+def unit_file(work_dir: str | Path, index: int, split: str) -> Path:
+    return Path(work_dir) / f"unit-{index:06d}.{split}.arrow"
+
+
+def meta_file(work_dir: str | Path, index: int) -> Path:
+    return Path(work_dir) / f"unit-{index:06d}.json"
+
+
+def plan_units(parts: list[Path]) -> list[Unit]:
+    """Cut the input into units of roughly equal text size, from Parquet metadata only."""
+    groups: list[tuple[Path, int, int, int]] = []
+    for p in parts:
+        try:
+            md = pq.ParquetFile(p).metadata
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"{p}: unreadable Parquet file: {e}") from None
+        names = {md.schema.column(i).name: i for i in range(md.num_columns)}
+        if "id" not in names or "text" not in names:
+            raise InputError(f"{p}: not a document dataset (needs columns 'id' and 'text')")
+        for rg in range(md.num_row_groups):
+            g = md.row_group(rg)
+            groups.append((p, rg, g.num_rows, g.column(names["text"]).total_uncompressed_size))
+    total = sum(g[3] for g in groups)
+    target = min(_MAX_UNIT_BYTES, max(_MIN_UNIT_BYTES, total // _TARGET_UNITS))
+    units: list[Unit] = []
+    for p, rg, rows, nbytes in groups:
+        pieces = max(1, min(rows, math.ceil(nbytes / target)))
+        bounds = [rows * i // pieces for i in range(pieces + 1)]
+        for a, b in zip(bounds, bounds[1:]):
+            units.append(Unit(len(units), str(p), rg, a, b))
+    return units
+
+
+@lru_cache(maxsize=2)
+def _encoder(path: str, mtime_ns: int) -> Encoder:
+    # One load per worker process (and per tokenizer file version), not per task.
+    return load_encoder(path)
+
+
+def _read_rows(unit: Unit) -> pa.Table:
+    pf = pq.ParquetFile(unit.part)
+    cols = ["id", "text"] + (["source"] if "source" in pf.schema_arrow.names else [])
+    t = pf.read_row_group(unit.row_group, columns=cols).slice(unit.start, unit.stop - unit.start)
+    return t.cast(pa.schema([(c, pa.string()) for c in cols]))
+
+
+def _to_batch(token_lists: list[list[int]], ids: list[str], n_bytes: np.ndarray, eos: int,
+              schema: pa.Schema) -> pa.RecordBatch:
+    """One unit-file batch; ``token_lists`` are extended in place with EOS."""
+    lengths = np.fromiter((len(t) + 1 for t in token_lists), dtype=np.int64, count=len(token_lists))
+    for t in token_lists:
+        t.append(eos)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    dtype = schema.field("input_ids").type.value_type.to_pandas_dtype()
+    values = np.fromiter(chain.from_iterable(token_lists), dtype=dtype, count=int(offsets[-1]))
+    return pa.RecordBatch.from_arrays(
+        [pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
+         pa.array(ids, pa.string()), pa.array(n_bytes, pa.int64())], schema=schema)
+
+
+def _removed(rows: list[dict[str, Any]], doc_id: str | None, source: str | None, text: str | None,
+             reason: str, detail: str) -> None:
+    rows.append({"id": doc_id, "source": source, "reason": reason, "detail": detail, "text": text})
+
+
+def encode_unit(unit: Unit, spec: EncodeSpec) -> dict[str, Any]:
+    """Encode one unit into its per-split files; returns (and writes) the unit's meta."""
+    enc = _encoder(spec.tokenizer, os.stat(spec.tokenizer).st_mtime_ns)
+    schema = unit_schema(spec.dtype)
+    table = _read_rows(unit)
+    tmp = {s: unit_file(spec.work_dir, unit.index, s).with_suffix(".arrow.tmp") for s in SPLITS}
+    writers = {s: pa.ipc.new_file(str(tmp[s]), schema) for s in SPLITS}
+    meta: dict[str, Any] = {"unit": asdict(unit), "n_in": table.num_rows, "removed": {},
+                            "removed_rows": [], "docs": dict.fromkeys(SPLITS, 0),
+                            "tokens": dict.fromkeys(SPLITS, 0)}
+    for batch in table.to_batches(max_chunksize=ENCODE_BATCH_DOCS):
+        _encode_batch(batch, enc, spec, writers, schema, meta)
+    for s in SPLITS:
+        writers[s].close()
+        os.replace(tmp[s], unit_file(spec.work_dir, unit.index, s))
+    for row in meta["removed_rows"]:
+        meta["removed"][row["reason"]] = meta["removed"].get(row["reason"], 0) + 1
+    atomic_write_json(meta_file(spec.work_dir, unit.index), meta)
+    return meta
+
+
+def _encode_batch(batch: pa.RecordBatch, enc: Encoder, spec: EncodeSpec,
+                  writers: dict[str, Any], schema: pa.Schema, meta: dict[str, Any]) -> None:
+    ids = batch.column("id").to_pylist()
+    texts = batch.column("text").to_pylist()
+    sources = (batch.column("source").to_pylist() if "source" in batch.schema.names
+               else [None] * len(ids))
+    n_bytes = pc.fill_null(pc.binary_length(batch.column("text")), 0).to_numpy()
+    keep = []
+    for i, (d, t) in enumerate(zip(ids, texts)):
+        if d is None:
+            _removed(meta["removed_rows"], None, sources[i], t, "no_id", "document id is null")
+        elif t is None:
+            _removed(meta["removed_rows"], d, sources[i], None, "no_text", "text is null")
+        elif not t:
+            _removed(meta["removed_rows"], d, sources[i], t, "empty_text", "text is empty: no tokens")
+        else:
+            keep.append(i)
+    encoded = enc.encode_batch([texts[i] for i in keep])
+    nonempty = [j for j, toks in enumerate(encoded) if toks]
+    for j in (j for j, toks in enumerate(encoded) if not toks):
+        i = keep[j]
+        _removed(meta["removed_rows"], ids[i], sources[i], texts[i], "no_tokens",
+                 "the tokenizer produced no tokens for this text")
+    keep, encoded = [keep[j] for j in nonempty], [encoded[j] for j in nonempty]
+    kept_ids = [ids[i] for i in keep]
+    is_val = val_mask(kept_ids, spec.seed, spec.val_fraction)
+    for split, mask in (("train", ~is_val), ("val", is_val)):
+        sel = np.flatnonzero(mask)
+        if len(sel) == 0:
+            continue
+        rb = _to_batch([encoded[j] for j in sel], [kept_ids[j] for j in sel],
+                       n_bytes[np.asarray(keep)[sel]], enc.eos_id, schema)
+        writers[split].write_batch(rb)
+        meta["docs"][split] += rb.num_rows
+        meta["tokens"][split] += len(rb.column("input_ids").values)
+
+
+def read_meta(work_dir: str | Path, index: int) -> dict[str, Any] | None:
+    """A finished unit's meta, or None if the unit has not finished."""
+    try:
+        return json.loads(meta_file(work_dir, index).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,73 @@
+"""Pictures of shard statistics: document-length histogram and rank–frequency (Zipf) plot.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no
+display needed) and written as PNG to a path or a binary buffer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gristmill.tokenize.stats import ShardStats
+
+
+def new_figure(width: float = 6.4, height: float = 3.8) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, dest: Path | BinaryIO) -> None:
+    fig.savefig(dest, format="png")
+
+
+def length_histogram(stats: ShardStats) -> Figure:
+    """Tokens per document, log-spaced bins, log count axis, one outline per split."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    all_lengths = [s.lengths for s in stats.splits.values() if len(s.lengths)]
+    if all_lengths:
+        hi = max(int(x.max()) for x in all_lengths)
+        bins = np.unique(np.geomspace(1, max(hi, 2) + 1, 60).astype(int))
+        for name, s in stats.splits.items():
+            if len(s.lengths):
+                ax.hist(s.lengths, bins=bins, histtype="step", linewidth=1.5, label=f"{name} ({s.docs:,} docs)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_xlabel("tokens per document (EOS included)")
+    ax.set_ylabel("documents")
+    ax.set_title("Document length")
+    return fig
+
+
+def zipf_plot(stats: ShardStats) -> Figure:
+    """Token frequency against frequency rank on log–log axes, with a 1/rank guide."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    freq = np.sort(stats.counts[stats.counts > 0])[::-1]
+    if len(freq):
+        rank = np.arange(1, len(freq) + 1)
+        ax.loglog(rank, freq, label="observed")
+        ax.loglog(rank, freq[0] / rank, linestyle="--", linewidth=1, label="Zipf (1/rank)")
+        ax.legend()
+    ax.set_xlabel("rank")
+    ax.set_ylabel("occurrences")
+    ax.set_title(f"Rank–frequency ({len(freq):,} of {stats.vocab_size:,} ids used)")
+    return fig
+
+
+def write_plots(stats: ShardStats, directory: Path) -> list[Path]:
+    """Write ``lengths.png`` and ``zipf.png`` into ``directory``; return their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in (("lengths.png", length_histogram(stats)), ("zipf.png", zipf_plot(stats))):
+        save_png(fig, directory / name)
+        paths.append(directory / name)
+    return paths

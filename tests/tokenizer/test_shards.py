@@ -1,0 +1,149 @@
+"""shards write: contents equal direct tokenization, splits, cuts, dtypes, loaders, determinism."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from gristmill.stage import Runtime
+from gristmill.tokenize.encoder import load_encoder
+from gristmill.tokenize.megatron import read_index, read_sequence
+from gristmill.tokenize.shards import ShardsConfig, parse_count, write_shards
+from gristmill.tokenize.split import val_mask
+from tests.tokenizer.shards_fixtures import (make_big_vocab_tokenizer, make_docs, make_tokenizer,
+                                             write_docs)
+
+
+def read_shard(path) -> pa.Table:
+    with pa.memory_map(str(path)) as src:
+        return pa.ipc.open_stream(src).read_all()
+
+
+def rows_by_split(out, manifest) -> dict[str, list[tuple[str, list[int]]]]:
+    rows: dict[str, list] = {"train": [], "val": []}
+    for e in manifest["shards"]:
+        t = read_shard(out / e["file"])
+        rows[e["split"]].extend(zip(t["doc_id"].to_pylist(), t["input_ids"].to_pylist()))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shards")
+    docs = make_docs(400, seed=1)
+    docs[7]["text"] = ""                       # encodes to nothing: removed with a reason
+    docs[11]["text"] = "x " * 3000             # longer than a shard: gets a shard of its own
+    write_docs(d / "in", docs, per_part=150, row_group=40)
+    tok = make_tokenizer(d / "tok" / "tokenizer.json")
+    cfg = ShardsConfig(shard_tokens=2000, val_fraction=0.2, seed=3, format="megatron")
+    result = write_shards(d / "in", tok, d / "out", cfg, Runtime(workers=2))
+    return d, docs, tok, cfg, result
+
+
+def test_contents_equal_direct_tokenization(corpus):
+    d, docs, tok, cfg, result = corpus
+    enc = load_encoder(tok)
+    kept = [x for x in docs if x["text"]]
+    expected_ids = enc.encode_batch([x["text"] for x in kept])
+    is_val = val_mask([x["id"] for x in kept], cfg.seed, cfg.val_fraction)
+    expected = {"train": [], "val": []}
+    for doc, ids, v in zip(kept, expected_ids, is_val):
+        expected["val" if v else "train"].append((doc["id"], ids + [enc.eos_id]))
+    got = rows_by_split(d / "out", result.manifest)
+    assert got == expected
+    assert 0 < len(got["val"]) < len(got["train"])
+
+
+def test_manifest_counts_and_totals(corpus):
+    d, docs, tok, cfg, result = corpus
+    m = result.manifest
+    assert m["counts"] == {"in": 400, "kept": 399, "removed": {"empty_text": 1}}
+    assert m["format"] == "gristmill-shards" and m["format_version"] == 1
+    assert m["dtype"] == "uint16" and m["eos_id"] == load_encoder(tok).eos_id
+    assert (d / "out" / "tokenizer.json").read_bytes() == tok.read_bytes()
+    got = rows_by_split(d / "out", m)
+    texts = {x["id"]: x["text"] for x in docs}
+    for split in ("train", "val"):
+        t = m["totals"][split]
+        assert t["docs"] == len(got[split])
+        assert t["tokens"] == sum(len(ids) for _, ids in got[split])
+        assert t["bytes"] == sum(len(texts[i].encode("utf-8")) for i, _ in got[split])
+    removed = pa.parquet.read_table(d / "out" / "removed" / "part-00000.parquet").to_pylist()
+    assert [(r["id"], r["reason"]) for r in removed] == [(docs[7]["id"], "empty_text")]
+
+
+def test_shards_close_at_shard_tokens_without_splitting_documents(corpus):
+    d, docs, tok, cfg, result = corpus
+    train = [e for e in result.manifest["shards"] if e["split"] == "train"]
+    assert len(train) > 3
+    assert [e["file"] for e in train] == [f"train-{i:05d}.arrow" for i in range(len(train))]
+    long_id = docs[11]["id"]
+    for e in train:
+        t = read_shard(d / "out" / e["file"])
+        assert t.num_rows == e["docs"] and len(t["input_ids"].combine_chunks().values) == e["tokens"]
+        if e["tokens"] > cfg.shard_tokens:          # only a single oversized document may exceed
+            assert t["doc_id"].to_pylist() == [long_id]
+    # each shard but the last was closed because the next document did not fit
+    got = [x for e in train for x in read_shard(d / "out" / e["file"])["input_ids"].to_pylist()[:1]]
+    for e, nxt in zip(train, got[1:]):
+        assert e["tokens"] + len(nxt) > cfg.shard_tokens
+
+
+def test_megatron_pairs_hold_the_same_sequences(corpus):
+    d, docs, tok, cfg, result = corpus
+    e = result.manifest["shards"][0]
+    idx = read_index(d / "out" / e["megatron"]["idx"])
+    rows = read_shard(d / "out" / e["file"])["input_ids"].to_pylist()
+    assert len(idx.lengths) == len(rows) and list(idx.doc_index) == list(range(len(rows) + 1))
+    for i in (0, len(rows) - 1):
+        assert read_sequence(d / "out" / e["megatron"]["bin"], idx, i).tolist() == rows[i]
+
+
+def test_datasets_loads_a_shard_and_the_directory(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    d, docs, tok, cfg, result = corpus
+    m = result.manifest
+    first = d / "out" / m["shards"][0]["file"]
+    ds = datasets.Dataset.from_file(str(first))
+    assert ds.num_rows == m["shards"][0]["docs"]
+    assert ds.features["input_ids"].feature.dtype == "uint16"
+    assert ds[0]["input_ids"] == read_shard(first)["input_ids"][0].as_py()
+    files = {s: [str(d / "out" / e["file"]) for e in m["shards"] if e["split"] == s] for s in ("train", "val")}
+    dd = datasets.load_dataset("arrow", data_files=files, cache_dir=str(tmp_path / "hf"))
+    assert dd["train"].num_rows == m["totals"]["train"]["docs"]
+    assert dd["val"].num_rows == m["totals"]["val"]["docs"]
+
+
+def test_rerun_is_up_to_date(corpus):
+    d, docs, tok, cfg, result = corpus
+    again = write_shards(d / "in", tok, d / "out", cfg, Runtime(workers=1))
+    assert again.up_to_date and again.manifest == result.manifest
+
+
+def test_same_bytes_with_one_worker_and_uint32_for_big_vocab(tmp_path):
+    docs = make_docs(120, seed=5)
+    write_docs(tmp_path / "in", docs, per_part=50, row_group=20)
+    tok = make_big_vocab_tokenizer(tmp_path / "big.json")
+    cfg = ShardsConfig(shard_tokens=1500, val_fraction=0.1)
+    a = write_shards(tmp_path / "in", tok, tmp_path / "a", cfg, Runtime(workers=1)).manifest
+    b = write_shards(tmp_path / "in", tok, tmp_path / "b", cfg, Runtime(workers=2)).manifest
+    assert a["dtype"] == "uint32"
+    assert [(e["file"], e["sha256"]) for e in a["shards"]] == [(e["file"], e["sha256"]) for e in b["shards"]]
+    t = read_shard(tmp_path / "a" / "train-00000.arrow")
+    assert t.schema.field("input_ids").type == pa.list_(pa.uint32())
+    assert t["input_ids"][0].as_py()[-1] == 69_999       # EOS id above 65535 survives
+
+
+@pytest.mark.parametrize("text,expected", [("100M", 100_000_000), ("2G", 2_000_000_000),
+                                           ("1_500", 1500), ("64k", 64_000), ("1.5M", 1_500_000)])
+def test_parse_count(text, expected):
+    assert parse_count(text) == expected
+
+
+@pytest.mark.parametrize("bad", [dict(shard_tokens=0), dict(shard_tokens=2**31), dict(shard_tokens="lots"),
+                                 dict(val_fraction=1.5), dict(seed=-1)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        ShardsConfig(**bad)
