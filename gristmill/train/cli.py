@@ -1,11 +1,125 @@
-"""``gristmill train``."""
+"""``gristmill train``: pretrain a GPT on token shards, on one process or under torchrun."""
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
 import click
+
+from gristmill.clikit import config_option, force_option, json_option, report_stage, runtime
+from gristmill.config import build, load_toml, section
+from gristmill.errors import ConfigError
+from gristmill.stage import StageResult
+
+
+def parse_data(specs: tuple[str, ...]) -> tuple[Path | None, list[dict[str, Any]] | None]:
+    """``DIR`` (one source) or ``NAME=DIR[:WEIGHT]`` entries (a mixture)."""
+    if len(specs) == 1 and "=" not in specs[0]:
+        return Path(specs[0]), None
+    mixture = []
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--data {spec!r}: with several sources write NAME=DIR[:WEIGHT]")
+        path, _, weight = rest.rpartition(":") if ":" in rest else (rest, "", "1")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ConfigError(f"--data {spec!r}: weight {weight!r} is not a number") from None
+        mixture.append({"name": name, "path": path, "weight": w})
+    return None, mixture
+
+
+def _set(values: dict[str, Any], dotted: str, value: Any) -> None:
+    if value is None:
+        return
+    *parents, key = dotted.split(".")
+    node = values
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"[train.{p}] must be a table")
+    node[key] = value
 
 
 @click.command()
-def train() -> None:
-    """Pretrain a GPT-style model on token shards."""
-    raise click.ClickException("not implemented yet")
+@click.option("--data", "data_specs", multiple=True, metavar="DIR | NAME=DIR[:WEIGHT]",
+              help="Shards directory; repeat as NAME=DIR:WEIGHT for a mixture.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (checkpoints, metrics.jsonl, model.safetensors).")
+@config_option
+@click.option("--model", default=None, help="Named model size: tiny, mini, small (~124M), medium, large.")
+@click.option("--seq-len", type=click.IntRange(min=2), default=None, help="Context length in tokens.")
+@click.option("--batch-tokens", type=click.IntRange(min=2), default=None,
+              help="Global batch in tokens (all processes, all accumulation steps).")
+@click.option("--micro-batch", type=click.IntRange(min=1), default=None,
+              help="Windows per forward pass per process (the rest is gradient accumulation).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+              help="Steps between checkpoints (0: only at the end).")
+@click.option("--seed", type=int, default=None, help="Seed of the weights and the data order.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None)
+@click.option("--strategy", type=click.Choice(["auto", "none", "ddp", "fsdp"]), default=None,
+              help="Data parallelism under torchrun (auto: DDP).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
+@click.option("--doc-aligned", is_flag=True, default=None,
+              help="Windows start at documents; attention does not cross EOS.")
+@click.option("--resume", is_flag=True, help="Require a checkpoint to resume from (default: resume if one exists).")
+@force_option
+@json_option
+def train(data_specs: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
+          seq_len: int | None, batch_tokens: int | None, micro_batch: int | None, max_steps: int | None,
+          lr: float | None, checkpoint_every: int | None, seed: int | None, device: str | None,
+          strategy: str | None, compile_: bool | None, doc_aligned: bool | None, resume: bool,
+          force: bool, as_json: bool) -> None:
+    """Pretrain a GPT-style model on token shards (one process, or many under torchrun).
+
+    Checkpoints go to OUT/checkpoints/ every --checkpoint-every steps; rerunning the same command
+    resumes from the newest complete one (on any number of processes). Ctrl-C saves and exits.
+
+    \b
+    Example:
+      gristmill train --data shards/ -o runs/tiny --model tiny --max-steps 300
+      torchrun --nproc-per-node 8 -m gristmill train --data shards/ -o runs/small \\
+          --model small --seq-len 1024 --batch-tokens 524288
+      gristmill train --data web=shards/web:0.7 --data code=shards/code:0.3 -o runs/mix
+    """
+    from gristmill.train.trainer import train as run_train
+
+    rank = int(os.environ.get("RANK", "0"))
+    if rank:
+        logging.getLogger("gristmill").setLevel(logging.WARNING)
+    data, mixture = parse_data(data_specs) if data_specs else (None, None)
+    values = section(load_toml(config_path), "train") if config_path else {}
+    for dotted, value in (("model", model), ("seq_len", seq_len), ("batch_tokens", batch_tokens),
+                          ("micro_batch", micro_batch), ("max_steps", max_steps), ("seed", seed),
+                          ("optim.lr", lr), ("checkpoint.every", checkpoint_every),
+                          ("parallel.device", device), ("parallel.strategy", strategy),
+                          ("parallel.compile", compile_), ("data.doc_aligned", doc_aligned),
+                          ("data.mixture", mixture)):
+        _set(values, dotted, value)
+    where = f"{config_path} [train]" if config_path else "[train]"
+    from gristmill.train.config import TrainConfig
+
+    config = build(TrainConfig, values, where=where)
+    result = run_train(data, out, config, runtime(force=force), resume=True if resume else None)
+    if rank == 0:
+        report_stage(result, as_json, summary)
+
+
+def summary(result: StageResult) -> str:
+    m = result.manifest
+    lines = [f"train: wrote {result.output} in {m.get('seconds', 0):.1f}s: {m['steps']:,} steps, "
+             f"{m['tokens']:,} tokens, {m['params']:,} parameters"]
+    if m.get("final_loss") is not None:
+        lines.append(f"  train loss {m['final_loss']:.4f}")
+    if m.get("val_loss") is not None:
+        bpb = f", {m['val_bpb']:.4f} bits/byte" if m.get("val_bpb") is not None else ""
+        lines.append(f"  val loss {m['val_loss']:.4f}{bpb}")
+    lines.append(f"  weights {result.output / 'model.safetensors'}; curve {result.output / 'loss.png'}")
+    return "\n".join(lines)
+

@@ -1,0 +1,153 @@
+"""Checkpoints (torch.distributed.checkpoint) and the consolidated model files of a run.
+
+``RUN/checkpoints/step-NNNNNNN/`` holds the sharded model and optimizer (one ``.distcp`` file per
+rank, loadable on any number of ranks), ``trainer.json`` (step, loader and schedule state,
+config) and ``rng-rank<R>.json``. A checkpoint is written under ``.tmp-step-NNNNNNN`` and renamed
+when every rank has finished, so a directory named ``step-*`` is always complete; the newest
+``keep`` are kept. Alongside, ``RUN/model.safetensors`` + ``model.json`` + ``tokenizer.json``
+always describe the newest weights in a form any tool can read (no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed.checkpoint as dcp
+from safetensors.torch import save_file
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                     get_state_dict, set_state_dict)
+
+from gristmill.manifest import atomic_write_bytes, atomic_write_json
+from gristmill.train.distributed import DistInfo, barrier
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer.json"
+_STEP_DIR = re.compile(r"^step-(\d{7,})$")
+
+
+def step_dir(run: Path, step: int) -> Path:
+    return run / CHECKPOINTS / f"step-{step:07d}"
+
+
+def complete_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """``(step, dir)`` of every complete checkpoint, oldest first."""
+    root = run / CHECKPOINTS
+    found = []
+    if root.is_dir():
+        for d in root.iterdir():
+            m = _STEP_DIR.match(d.name)
+            if m and (d / ".metadata").is_file() and (d / TRAINER_STATE).is_file():
+                found.append((int(m.group(1)), d))
+    return sorted(found)
+
+
+def latest_checkpoint(run: Path) -> tuple[int, Path] | None:
+    """The newest complete checkpoint, if any (half-written ``.tmp-*`` saves never count)."""
+    found = complete_checkpoints(run)
+    return found[-1] if found else None
+
+
+def read_trainer_state(ckpt: Path) -> dict[str, Any]:
+    return json.loads((ckpt / TRAINER_STATE).read_text())
+
+
+def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    trainer_state: dict[str, Any], info: DistInfo, keep: int) -> Path:
+    """Write checkpoint ``step`` collectively (every rank calls this), then prune to ``keep``."""
+    final = step_dir(run, step)
+    tmp = final.with_name(f".tmp-{final.name}")
+    if info.is_main:
+        for stale in (run / CHECKPOINTS).glob(".tmp-step-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(info)
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not info.active)
+    atomic_write_json(tmp / f"rng-rank{info.rank}.json", rng_state())
+    barrier(info)
+    if info.is_main:
+        atomic_write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step, "world_size": info.world})
+        if final.exists():  # the same step saved by an earlier, interrupted attempt
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for _, old in complete_checkpoints(run)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint %s", final)
+    barrier(info)
+    return final
+
+
+def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    info: DistInfo) -> dict[str, Any]:
+    """Load model, optimizer and this rank's RNG state (any world size); return trainer state."""
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(ckpt), no_dist=not info.active)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    rng_file = ckpt / f"rng-rank{info.rank}.json"
+    if rng_file.is_file():
+        set_rng_state(json.loads(rng_file.read_text()))
+    return read_trainer_state(ckpt)
+
+
+def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], tokenizer: Path,
+                 info: DistInfo) -> None:
+    """Write consolidated full-precision ``model.safetensors``, ``model.json``, ``tokenizer.json``.
+
+    Collective under FSDP (every rank calls it); only rank 0 writes.
+    """
+    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not info.is_main:
+        return
+    tensors = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in sd.items()}
+    tmp = run / ".model.safetensors.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.chmod(0o644)
+    tmp.replace(run / "model.safetensors")
+    atomic_write_json(run / "model.json", model_config)
+    atomic_write_bytes(run / "tokenizer.json", Path(tokenizer).read_bytes())
+
+
+def rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python RNG states as JSON."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out: dict[str, Any] = {
+        "torch": _b64(torch.get_rng_state()),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(_unb64(state["torch"]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([_unb64(s) for s in state["cuda"]])
+
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode()
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)

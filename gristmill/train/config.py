@@ -1,0 +1,212 @@
+"""Typed configuration of a pretraining run: the ``[train]`` TOML table and its sub-tables.
+
+Example ``train.toml``::
+
+    [train]
+    model = "small"                 # a named size of gristmill.train.model.ModelConfig
+    model_overrides = { n_layer = 8 }
+    seq_len = 1024
+    batch_tokens = 524288           # global batch, in tokens (= windows x seq_len)
+    max_steps = 5000
+
+    [train.optim]
+    lr = 6e-4
+
+    [train.schedule]
+    kind = "wsd"
+
+    [[train.data.mixture]]
+    name = "web"
+    path = "shards/web"
+    weight = 0.7
+
+The global batch (in windows) and the window order never depend on how many processes run
+the job: ranks and gradient accumulation only split each global batch differently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SourceConfig:
+    """One shard directory of a data mixture, drawn with probability ``weight / sum(weights)``."""
+
+    name: str
+    path: Path
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "=:/ "):
+            raise ValueError(f"source name must be non-empty without '=', ':', '/' or spaces: {self.name!r}")
+        if not (self.weight > 0 and math.isfinite(self.weight)):
+            raise ValueError(f"source {self.name!r}: weight must be > 0, got {self.weight}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataConfig:
+    """Where windows come from and how they are cut."""
+
+    mixture: tuple[SourceConfig, ...] = ()  # empty: the single `data` directory given to train()
+    doc_aligned: bool = False   # windows start at a document start; attention never crosses EOS
+    val_windows: int = 32       # fixed validation windows per source (0 disables validation)
+    prefetch: int = 2           # micro-batches assembled ahead in a background thread (0: none)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.mixture]
+        if len(set(names)) != len(names):
+            raise ValueError(f"mixture source names must be unique, got {names}")
+        if self.val_windows < 0:
+            raise ValueError(f"val_windows must be >= 0, got {self.val_windows}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OptimConfig:
+    """AdamW with decoupled weight decay; norms and biases are never decayed."""
+
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.1   # final lr = lr * min_lr_ratio
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0      # max global grad norm; 0 disables clipping
+    decay_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.eps <= 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0 and eps > 0")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScheduleConfig:
+    """Learning-rate schedule: linear warmup, then cosine, warmup-stable-decay or constant."""
+
+    kind: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int | None = None  # None: 5 % of max_steps
+    decay_frac: float = 0.2          # wsd: the last fraction of steps decays linearly to min lr
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 < self.decay_frac <= 1:
+            raise ValueError(f"decay_frac must be in (0, 1], got {self.decay_frac}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParallelConfig:
+    """Device, precision and how the model is spread over processes."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, else mps, else cpu
+    strategy: Literal["auto", "none", "ddp", "fsdp"] = "auto"  # auto: ddp when world size > 1
+    backend: Literal["auto", "gloo", "nccl"] = "auto"        # auto: nccl on cuda, else gloo
+    precision: Literal["auto", "fp32", "bf16"] = "auto"      # auto: bf16 autocast on cuda only
+    compile: bool | None = None                              # None: on for cuda only
+    activation_checkpointing: bool = False
+    threads: int | None = None   # torch CPU threads per process; None: cores / local processes
+    peak_flops: float | None = None  # per-device peak for MFU; None: looked up from the GPU name
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.peak_flops is not None and not self.peak_flops > 0:
+            raise ValueError(f"peak_flops must be > 0, got {self.peak_flops}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckpointConfig:
+    """When to write torch.distributed.checkpoint snapshots, and how many to keep."""
+
+    every: int = 100  # steps between checkpoints; 0: only at the end
+    keep: int = 3     # newest complete checkpoints kept
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.keep < 1:
+            raise ValueError(f"checkpoint.every must be >= 0 and keep >= 1, got {self.every}, {self.keep}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoggingConfig:
+    """Console and metrics cadence."""
+
+    log_every: int = 10   # console line every N steps (metrics.jsonl gets every step)
+    val_every: int = 100  # validation every N steps (and at the end); 0: only at the end
+    progress: bool = True  # rich progress bar when stderr is a terminal
+    tensorboard: bool = False  # also write RUN/tensorboard/ (needs the tensorboard package)
+
+    def __post_init__(self) -> None:
+        if self.log_every < 1 or self.val_every < 0:
+            raise ValueError("log_every must be >= 1 and val_every >= 0")
+
+
+# Fields that fix what a checkpoint means: a run may only resume with the same values.
+RESUME_KEYS = ("model", "model_overrides", "seq_len", "batch_tokens", "seed", "data")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainConfig:
+    """Everything that decides what a training run computes (``[train]``)."""
+
+    model: str = "tiny"
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig field -> value
+    seq_len: int = 256
+    batch_tokens: int = 8192      # global batch in tokens; must be a multiple of seq_len
+    micro_batch: int | None = None  # windows per forward pass per process; None: no accumulation
+    max_steps: int = 300
+    seed: int = 1337
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 2:
+            raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
+        if self.batch_tokens < self.seq_len or self.batch_tokens % self.seq_len:
+            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a positive multiple of "
+                             f"seq_len ({self.seq_len})")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be >= 1, got {self.micro_batch}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.schedule.warmup_steps is not None and self.schedule.warmup_steps >= self.max_steps:
+            raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be < "
+                             f"max_steps ({self.max_steps})")
+
+    @property
+    def global_windows(self) -> int:
+        """Windows (sequences of seq_len tokens) per optimizer step, over all processes."""
+        return self.batch_tokens // self.seq_len
+
+    @property
+    def warmup_steps(self) -> int:
+        w = self.schedule.warmup_steps
+        return w if w is not None else int(0.05 * self.max_steps)
+
+    def split(self, world_size: int) -> tuple[int, int]:
+        """``(micro_batch, accumulation_steps)`` for ``world_size`` processes, or ValueError."""
+        g = self.global_windows
+        if g % world_size:
+            raise ValueError(f"the global batch ({g} windows = batch_tokens / seq_len) does not split "
+                             f"over {world_size} processes")
+        per_rank = g // world_size
+        mb = self.micro_batch or per_rank
+        if per_rank % mb:
+            raise ValueError(f"micro_batch {mb} does not divide the {per_rank} windows each of "
+                             f"{world_size} processes gets per step")
+        return mb, per_rank // mb

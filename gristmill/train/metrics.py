@@ -1,0 +1,188 @@
+"""What a run reports: ``RUN/metrics.jsonl``, console progress, MFU, and ``RUN/loss.png``.
+
+MFU (model FLOPs utilisation) = achieved model FLOPs / peak FLOPs::
+
+    MFU = tokens_per_s * flops_per_token / (world_size * peak_bf16_flops_per_device)
+    flops_per_token = 6 * N + 12 * n_layer * d_model * seq_len
+
+with N the matmul weights (see ``GPT.flops_per_token``). It is reported on GPUs only, with the
+device's dense bf16 peak looked up by name (or ``parallel.peak_flops``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gristmill.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.jsonl"
+
+# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, by device-name substring.
+_PEAK_BF16 = (("H200", 989.4e12), ("GH200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100", 989.4e12),
+              ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("A10G", 70e12),
+              ("A10", 125e12), ("RTX 4090", 165.2e12), ("RTX 3090", 71e12), ("A6000", 155e12))
+
+
+def peak_flops(device: torch.device, override: float | None) -> float | None:
+    """Peak bf16 FLOP/s of one device, or None when unknown (CPU, MPS, an unlisted GPU)."""
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in _PEAK_BF16:
+        if key in name:
+            return flops
+    log.warning("unknown GPU %r: set parallel.peak_flops to report MFU", name)
+    return None
+
+
+def memory_gib(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocator peak on GPU, max RSS elsewhere (GiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss_kib / (2**20 if sys.platform != "darwin" else 2**30)
+
+
+class MetricsLog:
+    """Appends one JSON object per line; on resume, drops records after the resumed step."""
+
+    def __init__(self, run: Path, enabled: bool, resume_step: int | None, tensorboard: bool) -> None:
+        self.path = run / METRICS
+        self.enabled = enabled
+        self._tb = None
+        if not enabled:
+            return
+        if resume_step is None:
+            self.path.write_text("")
+        else:
+            self._truncate(resume_step)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("logging.tensorboard needs the tensorboard package") from None
+            self._tb = SummaryWriter(str(run / "tensorboard"), purge_step=resume_step)
+        self._f = self.path.open("a")
+
+    def _truncate(self, step: int) -> None:
+        keep = [line for line in self.read(self.path) if line.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        """Records of a metrics file (a torn last line, from a kill, is ignored)."""
+        out = []
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self._f.write(json.dumps(record) + "\n")
+        self._f.flush()
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self._f.close()
+            if self._tb is not None:
+                self._tb.close()
+
+
+class Console:
+    """A rich progress bar on a terminal; otherwise an INFO log line every ``every`` steps."""
+
+    def __init__(self, enabled: bool, total: int, start: int, every: int, progress: bool) -> None:
+        self.enabled, self.every = enabled, every
+        self._bar = None
+        if enabled and progress and sys.stderr.isatty():
+            from rich.console import Console as RichConsole
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+                                 console=RichConsole(stderr=True), transient=False)
+            self._task = self._bar.add_task("train", total=total, completed=start, stats="")
+            self._bar.start()
+
+    def step(self, rec: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        text = format_record(rec)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=rec["step"], stats=text)
+        elif rec["step"] % self.every == 0 or rec.get("val_loss") is not None:
+            log.info("step %d %s", rec["step"], text)
+
+    def note(self, msg: str) -> None:
+        if self.enabled:
+            if self._bar is not None:
+                self._bar.console.print(msg)
+            else:
+                log.info("%s", msg)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def format_record(rec: dict[str, Any]) -> str:
+    if "val_loss" in rec:
+        bpb = f" bpb {rec['val_bpb']:.4f}" if rec.get("val_bpb") is not None else ""
+        return f"val loss {rec['val_loss']:.4f}{bpb}"
+    parts = [f"loss {rec['loss']:.4f}", f"lr {rec['lr']:.2e}", f"gnorm {rec['grad_norm']:.2f}",
+             f"{rec['tokens_per_s']:,.0f} tok/s"]
+    if rec.get("mfu") is not None:
+        parts.append(f"mfu {100 * rec['mfu']:.1f}%")
+    parts.append(f"wait {1000 * rec['data_wait_s']:.0f}ms")
+    parts.append(f"mem {rec['mem_gib']:.2f}GiB")
+    return "  ".join(parts)
+
+
+def plot_loss(run: Path) -> Path | None:
+    """``RUN/loss.png``: training loss per step, and validation loss where measured."""
+    records = MetricsLog.read(run / METRICS)
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    if not train:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(*zip(*train), lw=1, label="train")
+    if val:
+        ax.plot(*zip(*val), "o-", lw=1.5, label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = run / "loss.png"
+    tmp = run / ".loss.png.tmp"
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(out)
+    return out
