@@ -1,0 +1,115 @@
+"""``corpus dedup``: remove exact and near-duplicate documents, keeping the smallest id of each cluster.
+
+The stage runs in five passes, each bounded by a partition in memory:
+
+1. **scan** (one task per part): exact key (xxh64 of normalised text) and, for near dedup,
+   MinHash signatures cut into LSH band buckets; written to temporary Parquet.
+2. **candidates** (Dask shuffles): documents grouped by exact key, and band rows grouped by
+   (band, bucket); each group becomes a star of edges to its first member.
+3. **verify** (optional): the exact Jaccard similarity of every near candidate pair,
+   computed from both documents' shingle sets; pairs below the threshold are dropped.
+4. **components** on Dask (:mod:`gristmill.corpus.components`), then per component the
+   smallest id is kept and every other member removed with ``duplicate_of`` = that id.
+5. **write** (one task per part): kept documents and removed records, in input order, so
+   the output is byte-identical whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gristmill.corpus import minhash
+from gristmill.corpus.dedup_graph import DedupPlan, run_plan
+from gristmill.corpus.documents import part_files
+from gristmill.errors import InputError
+from gristmill.stage import Runtime, StageResult, StageRun
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["exact", "near", "both"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DedupConfig:
+    """What counts as a duplicate. ``[dedup]`` in TOML.
+
+    ``mode``: ``exact`` (identical after NFC + whitespace folding), ``near`` (MinHash LSH only;
+    identical texts are near-duplicates with Jaccard 1), or ``both`` (default: exact groups and
+    near-duplicate pairs joined into one graph). ``bands``/``rows`` default to the choice that
+    minimises the weighted false-positive/false-negative areas of the LSH S-curve for
+    ``threshold`` with at most ``num_perm`` hash functions.
+    """
+
+    mode: Mode = "both"
+    threshold: float = 0.8
+    ngram: int = 5
+    shingle: minhash.Shingle = "auto"
+    num_perm: int = 112
+    bands: int | None = None
+    rows: int | None = None
+    recall_weight: float = 0.95
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0 or math.isnan(self.threshold):
+            raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {self.threshold}")
+        if not 1 <= self.ngram <= 64:
+            raise ValueError(f"ngram must be between 1 and 64, got {self.ngram}")
+        if not 1 <= self.num_perm <= 1024:
+            raise ValueError(f"num_perm must be between 1 and 1024, got {self.num_perm}")
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither (then they are chosen from threshold)")
+        if self.bands is not None and (self.bands < 1 or self.rows < 1 or self.bands * self.rows > 1024):
+            raise ValueError(f"bands and rows must be >= 1 with bands*rows <= 1024, got "
+                             f"{self.bands}x{self.rows}")
+        if not 0.0 < self.recall_weight < 1.0:
+            raise ValueError(f"recall_weight must be between 0 and 1 (exclusive), got {self.recall_weight}")
+
+    def lsh(self) -> tuple[int, int]:
+        """The bands × rows in use: as set, or chosen from the threshold."""
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        return minhash.choose_bands(self.threshold, self.num_perm, self.recall_weight)
+
+
+def dedup(inp: Path, out: Path, config: DedupConfig, runtime: Runtime) -> StageResult:
+    """Remove duplicate documents of the dataset ``inp`` into ``out`` (see the module docstring)."""
+    parts = part_files(inp)
+    run = StageRun("dedup", out, config, inputs=[inp], force=runtime.force)
+    if (done := run.up_to_date()) is not None:
+        return done
+    if Path(out).resolve() == Path(inp).resolve():
+        raise InputError("dedup output must be a different directory from its input")
+    run.begin()
+    plan = DedupPlan.make(parts, config, run.tmp_path("work"))
+    counts, report, written = run_plan(plan, runtime)
+    for rel, rows in written:
+        run.publish(rel, rows=rows)
+    return run.finish(counts, dedup=report)
+
+
+def summary(result: StageResult) -> str:
+    """Human summary: counts, clusters, LSH parameters, examples."""
+    m = result.manifest
+    r: dict[str, Any] = m.get("dedup", {})
+    c = m["counts"]
+    lines = [f"dedup: wrote {result.output} in {m.get('seconds', 0):.1f}s",
+             f"  docs in {c['in']:,}  kept {c['kept']:,}  "
+             f"exact duplicates {c['removed'].get('exact_duplicate', 0):,}  "
+             f"near duplicates {c['removed'].get('near_duplicate', 0):,}"]
+    if r:
+        lines.append(f"  clusters {r['clusters']:,}  largest {r['largest_cluster']:,} docs")
+        if r.get("lsh"):
+            lsh = r["lsh"]
+            lines.append(f"  {lsh['curve']}")
+            lines.append(f"  candidate pairs {r['candidate_pairs']:,}"
+                         + (f", verified {r['verified_pairs']:,} (J >= {m['config']['threshold']})"
+                            if r.get("verified_pairs") is not None else ", not verified"))
+        for ex in r.get("examples", []):
+            more = f" (+{ex['size'] - 1 - len(ex['removed'])} more)" if ex["size"] - 1 > len(ex["removed"]) else ""
+            lines.append(f"  e.g. kept {ex['kept']} <- {', '.join(ex['removed'])}{more}")
+    return "\n".join(lines)
