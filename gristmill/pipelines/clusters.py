@@ -97,6 +97,10 @@ def data_runtime(cfg: ClusterConfig, *, inputs: Sequence[Path], root: Path,
     """Start (or connect to) the cluster the data stages share; yield their :class:`Runtime`."""
     import distributed
 
+    # Importing distributed (lazily, here) re-applies its own log levels; keep them quiet
+    # unless the user asked for debug output, as the CLI does for eagerly imported modules.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if cfg.kind == "local":
         n = cfg.workers or default_workers()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

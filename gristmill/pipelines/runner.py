@@ -135,10 +135,12 @@ def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = N
 
 
 def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState:
+    """The state of a stage after one that reruns: stale whatever its manifest says."""
     out = pipe.layout.dir(spec.name)
     m = read_manifest(out)
-    status: Status = "stale" if m is not None else "not run"
-    return StageState(spec.name, out, status, f"upstream stage {upstream} reruns", m)
+    if m is None:
+        return stage_state(pipe, spec)  # not run / interrupted: that is reason enough
+    return StageState(spec.name, out, "stale", f"upstream stage {upstream} reruns", m)
 
 
 def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,

@@ -118,9 +118,9 @@ def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Pat
         "trap requeue_on_timeout USR1",
         "",
         "# --resume continues from the latest complete checkpoint (none yet: a fresh start).",
-        "srun --kill-on-bad-exit=1 torchrun --nnodes \"$SLURM_NNODES\" "
-        f"--nproc-per-node {nproc} --rdzv-id \"$SLURM_JOB_ID\" --rdzv-backend c10d "
-        "--rdzv-endpoint \"$MASTER_ADDR:$MASTER_PORT\" \\",
+        "srun --kill-on-bad-exit=1 torchrun --nnodes $SLURM_NNODES "
+        f"--nproc-per-node {nproc} --rdzv-id $SLURM_JOB_ID --rdzv-backend c10d "
+        f"--rdzv-endpoint $MASTER_ADDR:{cfg.rdzv_port} \\",
         "  " + " ".join(shlex.quote(a) for a in train_cmd) + " &",
         "SRUN_PID=$!",
         "# `wait` returns early when USR1 arrives; loop until srun has really exited.",

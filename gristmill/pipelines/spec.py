@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import build, tomllib
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.pipelines.clusters import ClusterConfig
 from gristmill.pipelines.slurm import SlurmConfig
 from gristmill.pipelines.stages import STAGES, Layout, StageSpec
@@ -88,8 +88,14 @@ def load_pipeline(path: str | Path, *, root: Path | None = None,
                     stages=stages, dirnames={s.name: s.dirname for s in registry})
     configs = {}
     for spec in registry:
-        if spec.name in stages or spec.name in doc:
+        if spec.name in stages:
             configs[spec.name] = loc.build(spec.config_class(), doc, spec.table)
+        elif spec.name in doc:  # a disabled stage's table is still checked, where it is installed
+            try:
+                cls = spec.config_class()
+            except GristmillError:
+                continue
+            configs[spec.name] = loc.build(cls, doc, spec.table)
     for name in stages:
         try:
             next(s for s in registry if s.name == name).inputs(layout, name)
