@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from gristmill import clikit
 from gristmill.stage import StageResult
@@ -112,5 +115,115 @@ def train_cmd(inp: Path, output: Path, vocab_size: int | None, preset: str | Non
     clikit.report_stage(result, as_json, _train_summary)
 
 
-def _read_show_text(text: str) -> str:
-    return sys.stdin.read() if text == "-" else text
+def _eval_table(report: dict) -> Table:
+    results = report["results"]
+    many = len(results) > 1
+    table = Table(title=f"tokenizer eval on {report['input']}")
+    table.add_column(report["by"] or "", style="bold")
+    if many:
+        table.add_column("tok", justify="right")
+    for name in ("docs", "bytes/tok", "chars/tok", "tok/word", "fallback"):
+        table.add_column(name, justify="right")
+    if many:
+        table.add_column("tokens vs #1", justify="right")
+    groups = [*results[0]["groups"], None] if report["by"] else [None]
+    for g in groups:
+        rows = [r["groups"][g] if g else r["overall"] for r in results]
+        for k, row in enumerate(rows):
+            cells = [(g or "all") if k == 0 else ""] + ([f"#{k + 1}"] if many else [])
+            cells += [f"{row['docs']:,}", f"{row['bytes_per_token']:.2f}", f"{row['chars_per_token']:.2f}",
+                      f"{row['tokens_per_word']:.2f}", f"{100 * row['byte_fallback_rate']:.2f}%"]
+            if many:
+                cells.append(f"{row['tokens'] / max(rows[0]['tokens'], 1):.2f}x")
+            table.add_row(*cells, end_section=many and k == len(rows) - 1)
+    return table
+
+
+def _clip(text: str, n: int = 24) -> str:
+    return repr(text if len(text) <= n else text[:n] + "…")
+
+
+def _eval_text(report: dict) -> str:
+    lines = []
+    for k, r in enumerate(report["results"]):
+        v, o = r["vocab"], r["overall"]
+        tag = f"#{k + 1} " if len(report["results"]) > 1 else ""
+        lines.append(f"{tag}{r['tokenizer']} ({r['backend']}): {o['tokens']:,} tokens for {o['bytes']:,} bytes; "
+                     f"vocabulary {v['used']:,} of {v['ordinary']:,} used ({100 * v['unused_share']:.1f}% never)"
+                     + (f"; unknown {100 * o['unknown_rate']:.2f}%" if o["unknown_rate"] else ""))
+        lines.append("  longest tokens: " + "  ".join(_clip(t["text"]) for t in v["longest"][:8]))
+    return "\n".join(lines)
+
+
+@tokenizer.command("eval")
+@click.argument("tokenizer_path", metavar="TOKENIZER", type=click.Path(path_type=Path))
+@click.argument("inp", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--by", default=None, metavar="COLUMN",
+              help="Report per value of a document column, e.g. source or language.")
+@click.option("--compare", multiple=True, metavar="TOKENIZER|cl100k",
+              help="Side by side with another tokenizer.json, or cl100k (GPT-4's). Repeatable.")
+@click.option("--max-bytes", type=ByteSize(), default=None,
+              help="Evaluate on a seeded uniform sample of documents up to this much text.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of that sample.")
+@click.option("--longest", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the longest tokens to list.")
+@clikit.json_option
+def eval_cmd(tokenizer_path: Path, inp: Path, by: str | None, compare: tuple[str, ...],
+             max_bytes: int | None, seed: int, longest: int, as_json: bool) -> None:
+    """Measure how well TOKENIZER compresses the documents in IN.
+
+    bytes/tok and chars/tok: text per token (higher = better compression);
+    tok/word: tokens per whitespace-separated word (fertility; lower is better);
+    fallback: share of tokens that are fragments of a character (the tokenizer
+    never learned that character); and the share of the vocabulary never used.
+
+    \b
+    Example:
+      gristmill tokenizer eval work/tokenizer work/dedup --by source --compare cl100k
+      gristmill tokenizer eval tok.json work/dedup --compare other.json --json
+    """
+    from gristmill.tokenize.evaluate import EvalConfig, evaluate
+
+    config = clikit.load_config(EvalConfig, None, "eval", {"by": by, "max_bytes": max_bytes,
+                                                           "seed": seed, "longest": longest})
+    report = evaluate([tokenizer_path, *compare], inp, config)
+    Console(stderr=True, width=max(100, shutil.get_terminal_size().columns)).print(_eval_table(report))
+    clikit.echo_err(_eval_text(report))
+    if as_json:
+        clikit.emit_json(report)
+
+
+@tokenizer.command("show")
+@click.argument("tokenizer_path", metavar="TOKENIZER", type=click.Path(path_type=Path))
+@click.argument("text", metavar="TEXT")
+@click.option("--colour/--no-colour", "colour", default=None,
+              help="Colour each token (default: when stdout is a terminal; else [brackets]).")
+@clikit.json_option
+def show_cmd(tokenizer_path: Path, text: str, colour: bool | None, as_json: bool) -> None:
+    """Print TEXT (or stdin with -) cut into TOKENIZER's tokens, then their ids.
+
+    On a terminal each token has its own colour; piped, each is in [brackets].
+    Whitespace is made visible: ↵ newline, → tab, ␍ carriage return, ␀ NUL;
+    a token that is part of a character shows its bytes (\\xe4).
+
+    \b
+    Example:
+      gristmill tokenizer show work/tokenizer "Hello, world! 12345"
+      cat notes.txt | gristmill tokenizer show tok.json -
+    """
+    from gristmill.tokenize.show import render_brackets, render_colour, summary, tokenize_for_show
+
+    if text == "-":
+        text = click.get_text_stream("stdin").read()
+    pieces = tokenize_for_show(tokenizer_path, text)
+    info = summary(pieces, text)
+    if as_json:
+        clikit.emit_json(info)
+        return
+    if colour if colour is not None else sys.stdout.isatty():
+        Console(force_terminal=True, highlight=False, soft_wrap=True).print(render_colour(pieces))
+    else:
+        click.echo(render_brackets(pieces))
+    click.echo("ids: " + " ".join(map(str, info["ids"])))
+    bpt = f", {info['bytes_per_token']} bytes/token" if info["tokens"] else ""
+    clikit.echo_err(f"{info['tokens']:,} tokens, {info['chars']:,} chars, {info['bytes']:,} bytes{bpt}")
