@@ -1,0 +1,28 @@
+"""``gristmill report``: one self-contained HTML page for a pipeline's output directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill.errors import InputError
+from gristmill.manifest import atomic_write_bytes
+from gristmill.report.discover import discover
+from gristmill.report.render import render
+
+__all__ = ["build_report"]
+
+
+def build_report(root: Path, out: Path, top: int = 30) -> str:
+    """Write the report for ``root`` to ``out``; returns a one-line summary of what it covers."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"directory not found: {root}")
+    pipe = discover(root)
+    if not pipe.stages and not pipe.runs:
+        raise InputError(f"{root}: no stage manifests or training runs found")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, render(pipe, top=top).encode("utf-8"))
+    stages = ", ".join(s.stage for s in pipe.stages)
+    return f"{stages}{'; ' if stages and pipe.runs else ''}{len(pipe.runs)} training run(s)" if pipe.runs \
+        else stages

@@ -1,0 +1,167 @@
+"""HTML for the report: one page, inline CSS, figures embedded as base64 PNG, all text escaped."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from html import escape
+from typing import Any
+
+from gristmill import __version__
+from gristmill.report.discover import DOCUMENT_STAGES, Pipeline, read_metrics
+from gristmill.report.figures import funnel_figure, loss_figure, png_base64
+from gristmill.tokenize.stats import shard_stats
+from gristmill.tokenize.stats_plots import length_histogram, zipf_plot
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1000px;
+padding:24px;color:#1d2430}
+h1{font-size:24px;margin-bottom:4px} h2{font-size:19px;border-bottom:1px solid #dde2e8;padding-bottom:4px;
+margin-top:32px} h3{font-size:15px} .meta{color:#667085;font-size:12px}
+table{border-collapse:collapse;margin:8px 0 16px} td,th{border:1px solid #dde2e8;padding:3px 8px;
+text-align:left;vertical-align:top} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f5f8} figure{margin:12px 0} img{max-width:100%;border:1px solid #eef0f3}
+figcaption{color:#667085;font-size:12px} code{background:#f3f5f8;padding:0 3px}
+.none{color:#667085;font-style:italic} .grid{display:flex;flex-wrap:wrap;gap:12px}
+.grid figure{flex:1 1 440px}
+"""
+
+
+def _n(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return escape(str(x))
+
+
+def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f'<th class="{"n" if i in numeric else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f'<td class="{"n" if i in numeric else ""}">{_n(c)}</td>'
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(fig: Any, alt: str, caption: str) -> str:
+    return (f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{png_base64(fig)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _none(what: str) -> str:
+    return f'<p class="none">{escape(what)}</p>'
+
+
+def funnel_section(pipe: Pipeline) -> str:
+    docs = [s for s in pipe.stages if s.stage in DOCUMENT_STAGES and s.manifest.get("counts")]
+    if not docs:
+        return "<h2>Documents</h2>" + _none("No document stage with counts found.")
+    rows = []
+    for s in docs:
+        c = s.manifest["counts"]
+        reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(c["removed"].items(), key=lambda kv: -kv[1]))
+        rows.append([s.stage, str(s.path.relative_to(pipe.root)) or ".", c["in"], c["kept"],
+                     sum(c["removed"].values()), reasons or "–", s.manifest.get("seconds")])
+    return ("<h2>Documents</h2>"
+            + _figure(funnel_figure(docs), "document funnel", "Each bar is one stage's input: kept + removed.")
+            + _table(["stage", "directory", "in", "kept", "removed", "removed by reason", "seconds"],
+                     rows, numeric={2, 3, 4, 6}))
+
+
+def tokenizer_section(pipe: Pipeline, shard_bpt: dict[str, float | None]) -> str:
+    out = ["<h2>Tokenizer</h2>"]
+    toks = pipe.of("tokenizer")
+    if not toks:
+        out.append(_none("No tokenizer stage found."))
+    for s in toks:
+        m = s.manifest
+        sample = m.get("sample") or {}
+        out.append(_table(["figure", "value"], [
+            ["directory", str(s.path.relative_to(pipe.root)) or "."],
+            ["vocabulary size", m.get("vocab_size")], ["split preset", m.get("preset")],
+            ["EOS id", m.get("eos_id")], ["special tokens", ", ".join(m.get("special_tokens") or {})],
+            ["training documents used", sample.get("docs_used")], ["training bytes used", sample.get("bytes_used")],
+            ["sha256", m.get("tokenizer_sha256")]]))
+    if shard_bpt:
+        out.append("<p>Compression on the encoded corpus (UTF-8 bytes per token, EOS excluded): "
+                   + ", ".join(f"{escape(k)} <b>{_n(v)}</b>" for k, v in shard_bpt.items()) + ".</p>")
+    return "".join(out)
+
+
+def shards_section(pipe: Pipeline, top: int) -> tuple[str, dict[str, float | None]]:
+    out, bpt = ["<h2>Token shards</h2>"], {}
+    shard_dirs = [s for s in pipe.of("shards") if s.manifest.get("format") == "gristmill-shards"]
+    if not shard_dirs:
+        out.append(_none("No shards stage found."))
+    for s in shard_dirs:
+        st = shard_stats(s.path, top=top)
+        d = st.as_dict()
+        rel = str(s.path.relative_to(pipe.root)) or "."
+        out.append(f"<h3>{escape(rel)} <span class='meta'>{len(s.manifest['shards'])} shards, "
+                   f"{escape(s.manifest['dtype'])}</span></h3>")
+        rows = []
+        for name, sp in d["splits"].items():
+            t = sp.get("tokens_per_doc", {})
+            bpt[f"{rel} {name}"] = sp["bytes_per_token"]
+            rows.append([name, sp["docs"], sp["tokens"], sp["bytes"], sp["bytes_per_token"], t.get("min"),
+                         t.get("mean"), t.get("p50"), t.get("p90"), t.get("p99"), t.get("max")])
+        out.append(_table(["split", "docs", "tokens", "text bytes", "bytes/token", "min", "mean", "p50",
+                           "p90", "p99", "max"], rows, numeric=set(range(1, 11))))
+        out.append(f"<p>Vocabulary: {_n(d['ids_seen'])} of {_n(d['vocab_size'])} ids used; "
+                   f"<b>{d['vocab_unseen_share']:.1%}</b> never appear.</p>")
+        out.append('<div class="grid">'
+                   + _figure(length_histogram(st), "document length histogram",
+                             "Tokens per document (log–log).")
+                   + _figure(zipf_plot(st), "rank-frequency plot",
+                             "Token frequency by rank; the dashed line is an ideal Zipf law.")
+                   + "</div>")
+        if d["top_tokens"]:
+            out.append(f"<h3>{len(d['top_tokens'])} most frequent tokens</h3>")
+            out.append(_table(["rank", "id", "decoded", "count", "share"],
+                              [[t["rank"], t["id"], repr(t["text"]), t["count"], f"{t['share']:.2%}"]
+                               for t in d["top_tokens"]], numeric={0, 1, 3, 4}))
+    return "".join(out), bpt
+
+
+def training_section(pipe: Pipeline) -> str:
+    out = ["<h2>Training</h2>"]
+    if not pipe.runs:
+        out.append(_none("No training run (RUN/metrics.jsonl) found."))
+    for run in pipe.runs:
+        records = read_metrics(run)
+        train = [r for r in records if "loss" in r]
+        val = [r for r in records if "val_loss" in r]
+        tps = [r["tokens_per_s"] for r in train if isinstance(r.get("tokens_per_s"), (int, float))]
+        out.append(f"<h3>{escape(str(run.relative_to(pipe.root)) or '.')}</h3>")
+        out.append(_table(["figure", "value"], [
+            ["steps logged", len(train)], ["last step", train[-1].get("step") if train else None],
+            ["final train loss", train[-1]["loss"] if train else None],
+            ["final validation loss", val[-1]["val_loss"] if val else None],
+            ["final validation bits/byte", val[-1].get("val_bpb") if val else None],
+            ["median tokens/s", statistics.median(tps) if tps else None]]))
+        fig = loss_figure(records)
+        out.append(_figure(fig, "loss curve", "Loss per step (validation where measured).") if fig
+                   else _none("metrics.jsonl holds no loss values yet."))
+    return "".join(out)
+
+
+def stages_section(pipe: Pipeline) -> str:
+    rows = [[s.stage, str(s.path.relative_to(pipe.root)) or ".", s.manifest.get("finished"),
+             s.manifest.get("seconds"), (s.manifest.get("config_hash") or "")[:12],
+             s.manifest.get("gristmill_version")] for s in pipe.stages]
+    return "<h2>Stages found</h2>" + (_table(["stage", "directory", "finished", "seconds", "config", "version"],
+                                             rows, numeric={3}) if rows else _none("No stage manifests found."))
+
+
+def render(pipe: Pipeline, top: int = 30) -> str:
+    """The whole report as one HTML string."""
+    shards_html, bpt = shards_section(pipe, top)
+    body = (funnel_section(pipe) + tokenizer_section(pipe, bpt) + shards_html + training_section(pipe)
+            + stages_section(pipe))
+    title = f"gristmill report: {pipe.root.name or pipe.root}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
+            f'<p class="meta">{escape(str(pipe.root.resolve()))} · generated '
+            f"{escape(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))} by gristmill {escape(__version__)}</p>"
+            f"{body}</body></html>\n")
