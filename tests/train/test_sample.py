@@ -11,14 +11,16 @@ from gristmill.errors import InputError
 from gristmill.train.run import load_run
 from gristmill.train.sample import (SamplingConfig, StreamDecoder, filter_logits, generate, generate_text,
                                     pick_next, top_k_mask, top_p_mask)
-from tests.train.tiny_run import make_tiny_run
+from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 NEG = float("-inf")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return load_run(make_tiny_run(tmp_path_factory.mktemp("sample") / "run"))
+    return load_run(cached_tiny_run())
 
 
 def test_top_k_keeps_the_k_largest():

@@ -7,11 +7,16 @@ trained for a few dozen steps with a plain loop so the inspectors see some struc
 
 from __future__ import annotations
 
+import atexit
+import functools
 import gzip
 import json
+import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -21,7 +26,9 @@ from gristmill.train.model import GPT, ModelConfig
 EOS = "<|endoftext|>"
 
 
-def demo_texts(limit_chars: int = 40_000) -> list[str]:
+@functools.cache
+def demo_texts(limit_chars: int = 40_000) -> tuple[str, ...]:
+    """The first documents of the shipped demo corpus (4,000 characters each at most)."""
     path = resources.files("gristmill") / "data" / "demo" / "demo-corpus.jsonl.gz"
     texts, total = [], 0
     with gzip.open(str(path), "rt", encoding="utf-8") as f:
@@ -31,10 +38,10 @@ def demo_texts(limit_chars: int = 40_000) -> list[str]:
             total += len(text)
             if total >= limit_chars:
                 break
-    return texts
+    return tuple(texts)
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = 400) -> Tokenizer:
+def train_tokenizer(texts: tuple[str, ...], vocab_size: int = 400) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -52,8 +59,25 @@ def write_run(run: Path, model: GPT, tok: Tokenizer) -> Path:
     return run
 
 
+@functools.cache
+def cached_tiny_run(steps: int = 60, tie_embeddings: bool = True, n_kv_head: int | None = None) -> Path:
+    """One tiny run per set of options per test process (tests only read it), removed at exit."""
+    root = Path(tempfile.mkdtemp(prefix="gristmill-tiny-run-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return make_tiny_run(root / "run", steps=steps, tie_embeddings=tie_embeddings, n_kv_head=n_kv_head)
+
+
 def make_tiny_run(run: Path, *, steps: int = 60, tie_embeddings: bool = True, n_kv_head: int | None = None) -> Path:
     """Write a trained tiny run to ``run`` and return it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: one thread is faster, and immune to a busy machine
+    try:
+        return _make(run, steps, tie_embeddings, n_kv_head)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make(run: Path, steps: int, tie_embeddings: bool, n_kv_head: int | None) -> Path:
     texts = demo_texts()
     tok = train_tokenizer(texts)
     eos = tok.token_to_id(EOS)
@@ -66,10 +90,19 @@ def make_tiny_run(run: Path, *, steps: int = 60, tie_embeddings: bool = True, n_
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        starts = torch.randint(0, len(data) - 65, (16,), generator=gen)
-        batch = torch.stack([data[s:s + 65] for s in starts.tolist()])
+        starts = torch.randint(0, len(data) - 49, (8,), generator=gen)
+        batch = torch.stack([data[s:s + 49] for s in starts.tolist()])
         _, loss = model(batch[:, :-1], batch[:, 1:])
         opt.zero_grad()
         loss.backward()
         opt.step()
     return write_run(run, model.eval(), tok)
+
+
+@pytest.fixture(scope="module", autouse=False)
+def one_thread():
+    """Tiny models run faster on one thread, and a busy shared machine does not stall them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

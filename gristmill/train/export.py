@@ -1,0 +1,132 @@
+"""``gristmill export hf``: a run as a transformers ``LlamaForCausalLM`` directory.
+
+gristmill's model is Llama's architecture (RoPE in the rotate-half layout, RMSNorm, SwiGLU,
+optional GQA and tied embeddings), so the export renames parameters and writes configs; no
+tensor is permuted or reshaped. ``tests/train/test_export.py`` proves logits match.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from gristmill.errors import InputError
+from gristmill.train.model import ModelConfig
+from gristmill.train.run import EOS_TOKEN, TOKENIZER, load_run
+
+log = logging.getLogger(__name__)
+
+# gristmill block sub-module -> Llama decoder-layer sub-module
+_BLOCK_RENAMES = {"attn_norm.": "input_layernorm.", "attn.": "self_attn.", "mlp_norm.": "post_attention_layernorm."}
+HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+            "tokenizer_config.json", "special_tokens_map.json")
+
+
+def hf_name(name: str) -> str:
+    """The transformers Llama name of a gristmill parameter (``layers.0.attn.q_proj.weight`` ->
+    ``model.layers.0.self_attn.q_proj.weight``)."""
+    if name == "lm_head.weight":
+        return name
+    if name.startswith("layers."):
+        _, index, rest = name.split(".", 2)
+        for ours, theirs in _BLOCK_RENAMES.items():
+            if rest.startswith(ours):
+                rest = theirs + rest[len(ours):]
+                break
+        name = f"layers.{index}.{rest}"
+    return f"model.{name}"
+
+
+def llama_config(config: ModelConfig, eos_id: int, dtype: torch.dtype) -> dict[str, object]:
+    """``config.json`` for transformers' LlamaConfig (v4 reads ``rope_theta``, v5 ``rope_parameters``)."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.d_model,
+        "intermediate_size": config.ffn_hidden,
+        "num_hidden_layers": config.n_layer,
+        "num_attention_heads": config.n_head,
+        "num_key_value_heads": config.n_kv_head,
+        "head_dim": config.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": config.max_seq_len,
+        "rms_norm_eps": config.norm_eps,
+        "rope_theta": config.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
+        "tie_word_embeddings": config.tie_embeddings,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+        "initializer_range": config.init_std,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "use_cache": True,
+        "torch_dtype": str(dtype).removeprefix("torch."),
+    }
+
+
+def tokenizer_files(eos_id: int, max_len: int) -> dict[str, dict[str, object]]:
+    """``tokenizer_config.json`` and ``special_tokens_map.json`` beside a copy of ``tokenizer.json``.
+
+    Documents in the shards are separated by EOS, so it is also the BOS/pad token; nothing is
+    added when encoding, exactly like gristmill's own tokenization.
+    """
+    special = {"content": EOS_TOKEN, "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}
+    return {
+        "tokenizer_config.json": {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": max_len,
+            "bos_token": EOS_TOKEN, "eos_token": EOS_TOKEN, "pad_token": EOS_TOKEN, "unk_token": None,
+            "add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False,
+            "added_tokens_decoder": {str(eos_id): special},
+        },
+        "special_tokens_map.json": {"bos_token": special, "eos_token": special, "pad_token": special},
+    }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportResult:
+    output: Path
+    files: tuple[str, ...]
+    tensors: int
+    parameters: int
+
+
+def export_hf(run_dir: Path, out: Path, *, dtype: torch.dtype = torch.float32, force: bool = False) -> ExportResult:
+    """Write a ``from_pretrained``-loadable Llama directory for the run in ``run_dir`` to ``out``.
+
+    Files are written to a sibling temporary directory and moved into place at the end, so an
+    interrupted export never leaves a half-written model that loads.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(f"{out} exists and is not empty (use --force to replace it)")
+    run = load_run(run_dir, dtype=dtype)
+    tensors = {hf_name(k): v.detach().to("cpu").contiguous() for k, v in run.model.state_dict().items()}
+    tmp = out.with_name(out.name + ".tmp-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    _write_json(tmp / "config.json", llama_config(run.config, run.eos_id, dtype))
+    _write_json(tmp / "generation_config.json", {"bos_token_id": run.eos_id, "eos_token_id": run.eos_id,
+                                                  "do_sample": True, "temperature": 0.8, "top_k": 50, "top_p": 0.95})
+    shutil.copyfile(Path(run_dir) / TOKENIZER, tmp / "tokenizer.json")
+    for name, content in tokenizer_files(run.eos_id, run.config.max_seq_len).items():
+        _write_json(tmp / name, content)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    log.info("exported %s to %s (%d tensors)", run_dir, out, len(tensors))
+    return ExportResult(output=out, files=HF_FILES, tensors=len(tensors), parameters=run.model.num_params())
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
