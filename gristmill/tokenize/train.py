@@ -200,7 +200,7 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
                 and m.get("tokenizer_sha256") == sha256_file(path)):
             log.info("tokenizer: up to date (%s)", path)
             return StageResult(stage=STAGE, output=path, manifest=m, up_to_date=True)
-    work = path.with_name(f".{path.name}.stage-{os.getpid()}")
+    work = path.with_name(f".{path.name}.stage")  # a killed run's leftovers are cleared by the next
     try:
         result = train_tokenizer(inp, work, config, Runtime(workers=runtime.workers,
                                                              scheduler=runtime.scheduler, force=True))
