@@ -66,6 +66,48 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
 @click.argument("inp", type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (kept documents + removed/ + manifest.json).")
+@click.option("--lang", "languages", default=None, metavar="CODES",
+              help="Keep only these languages, comma-separated ISO 639 codes (en,zh) [keep all].")
+@click.option("--min-lang-score", type=click.FloatRange(0, 1), default=None,
+              help="Least probability of the document's language, with --lang [0.65].")
+@click.option("--no-lang-id", is_flag=True, help="Skip language identification (no lang columns).")
+@click.option("--rules", default=None, metavar="GROUPS",
+              help="Quality rule groups to run: gopher,c4,fineweb (or gopher_quality, "
+                   "gopher_repetition), or none [all].")
+@click.option("--no-pii", is_flag=True, help="Do not redact e-mail, IP addresses and phone numbers.")
+@click.option("--all-reasons", is_flag=True, help="Run every rule and list all failures in `detail`.")
+@clikit.config_option
+@clikit.dask_options
+@clikit.force_option
+@clikit.json_option
+def clean(inp: Path, out: Path, languages: str | None, min_lang_score: float | None, no_lang_id: bool,
+          rules: str | None, no_pii: bool, all_reasons: bool, config_path: Path | None,
+          workers: int | None, scheduler: str | None, force: bool, as_json: bool) -> None:
+    """Normalize text, identify languages, drop low-quality documents, redact PII.
+
+    Rules run in the FineWeb order: language, Gopher repetition, Gopher quality,
+    C4 (drops boilerplate lines), FineWeb; each with its published thresholds, each
+    configurable in [clean.<group>] of --config. Every removed document is in
+    OUT/removed/ with the first rule it failed (reason) and the failing measurement
+    (detail); per-rule counts, characters and example ids are in the manifest.
+
+    \b
+    Example:
+      gristmill corpus clean work/01-ingest -o work/02-clean --lang en --workers 4
+      gristmill corpus show-removed work/02-clean --reason gopher_short_doc -n 3
+    """
+    from gristmill.corpus.clean import clean as run_clean, load_clean_config, summary
+
+    cfg = load_clean_config(config_path, languages=languages, min_lang_score=min_lang_score,
+                            no_lang_id=no_lang_id, rules=rules, no_pii=no_pii, all_reasons=all_reasons)
+    result = run_clean(inp, out, cfg, clikit.runtime(workers, scheduler, force))
+    clikit.report_stage(result, as_json, summary)
+
+
+@corpus.command()
+@click.argument("inp", type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (kept documents + removed/ + manifest.json).")
 @click.option("--mode", type=click.Choice(["exact", "near", "both"]), default=None,
               help="exact: identical after NFC+whitespace folding; near: MinHash LSH; both [both].")
 @click.option("--threshold", type=float, default=None, help="Jaccard similarity of near duplicates [0.8].")

@@ -1,0 +1,143 @@
+"""The one adapter that lifts a pure, Dask-free function of a document table over a dataset.
+
+A corpus stage that decides document by document (clean, filter, annotate) writes
+``fn(table) -> PartOutput`` and calls :func:`map_parts`; the adapter:
+
+* splits the input dataset into *units* — one per Parquet row group of each
+  ``part-NNNNN.parquet``, in file order — so even a one-file dataset spreads over workers;
+* runs ``fn`` on each unit as one Dask task (processes, see :func:`gristmill.cluster.dask_client`);
+  the task writes ``part-NNNNN.parquet`` (kept rows) and, when any, ``removed/part-NNNNN.parquet``
+  under the stage's temp directory, numbered by unit;
+* publishes the files in unit order and returns the per-unit summaries in that order.
+
+Unit numbering depends only on the input, and each unit's output only on its rows, so the
+output bytes are identical for any number of workers. Workers must see the same
+filesystem as the client (true for a LocalCluster; on a remote cluster, use shared storage).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gristmill.cluster import dask_client
+from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, write_table
+from gristmill.manifest import Counts, sha256_file
+from gristmill.progress import gather
+from gristmill.stage import TMP_DIR, Runtime, StageRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PartOutput:
+    """What a document function returns for one unit.
+
+    ``kept`` holds the documents to keep (any columns; ``id``, ``text``, ``source`` first by
+    convention), ``removed`` the rest in :data:`~gristmill.corpus.documents.REMOVED_SCHEMA`
+    (plus stage columns), ``counts`` how the unit's rows were accounted for, and ``stats``
+    any JSON-ready figures the stage merges for its manifest.
+    """
+
+    kept: pa.Table
+    removed: pa.Table
+    counts: Counts
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One task's input: some row groups of one part file, and the output index it writes."""
+
+    index: int
+    path: str
+    row_groups: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitResult:
+    """A finished unit: its counts and stats, and the files it left in the temp directory."""
+
+    index: int
+    counts: Counts
+    stats: dict[str, Any]
+    kept_rows: int
+    kept_sha256: str
+    removed_rows: int
+    removed_sha256: str | None
+
+
+PartFn = Callable[[pa.Table], PartOutput]
+
+
+def plan_units(inp: Path) -> list[Unit]:
+    """Units of a finished dataset directory: one per row group, numbered in file order."""
+    units: list[Unit] = []
+    for path in part_files(inp):
+        n_groups = pq.ParquetFile(path).metadata.num_row_groups
+        for rg in range(max(n_groups, 1)):
+            units.append(Unit(len(units), str(path), (rg,) if n_groups else ()))
+    return units
+
+
+def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, description: str,
+              columns: Sequence[str] | None = None) -> list[UnitResult]:
+    """Run ``fn`` over every unit of dataset ``inp`` on Dask; publish outputs into ``run``.
+
+    ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one with
+    a frozen config). ``columns`` restricts what is read (default: all). Returns one
+    :class:`UnitResult` per unit, in unit order; ``run.begin()`` must have been called.
+    """
+    units = plan_units(inp)
+    if not units:
+        return []
+    tmp = str(run.out / TMP_DIR)
+    (Path(tmp) / REMOVED_DIR).mkdir(parents=True, exist_ok=True)
+    cols = list(columns) if columns is not None else None
+    with dask_client(runtime) as client:
+        futures = [client.submit(run_unit, unit, fn, tmp, cols, pure=False)
+                   for unit in units]
+        results: list[UnitResult] = gather(client, futures, description)
+    for r in results:
+        name = part_name(r.index)
+        run.publish(name, rows=r.kept_rows, sha256=r.kept_sha256)
+        if r.removed_sha256 is not None:
+            run.publish(f"{REMOVED_DIR}/{name}", rows=r.removed_rows, sha256=r.removed_sha256)
+    return results
+
+
+def run_unit(unit: Unit, fn: PartFn, tmp: str, columns: list[str] | None) -> UnitResult:
+    """Read one unit, apply ``fn``, write its outputs under ``tmp`` (runs on a worker)."""
+    pf = pq.ParquetFile(unit.path)
+    table = (pf.read_row_groups(list(unit.row_groups), columns=columns) if unit.row_groups
+             else pf.schema_arrow.empty_table())
+    out = fn(table)
+    if out.counts.n_in != table.num_rows or not out.counts.reconciles:
+        raise AssertionError(f"unit {unit.index}: counts do not reconcile with {table.num_rows} rows: "
+                             f"{out.counts.as_dict()}")
+    name = part_name(unit.index)
+    kept_path = Path(tmp) / name
+    write_table(out.kept, kept_path)
+    removed_sha = None
+    if out.removed.num_rows:
+        removed_path = Path(tmp) / REMOVED_DIR / name
+        write_table(out.removed, removed_path)
+        removed_sha = sha256_file(removed_path)
+    return UnitResult(index=unit.index, counts=out.counts, stats=out.stats, kept_rows=out.kept.num_rows,
+                      kept_sha256=sha256_file(kept_path), removed_rows=out.removed.num_rows,
+                      removed_sha256=removed_sha)
+
+
+def merge_counts(results: Sequence[UnitResult]) -> Counts:
+    """The stage's counts: the sum of its units'."""
+    total = Counts()
+    for r in results:
+        total.merge(r.counts)
+    return total
+

@@ -1,0 +1,135 @@
+"""Statistics of one document's text, computed once and shared by every quality rule.
+
+Rules used to re-split the text each on their own (words for Gopher, lines for C4 and
+FineWeb, n-grams for repetition); here each split is done once, lazily, and cached on a
+:class:`TextStats`, so a document that fails an early rule never pays for the later ones.
+
+Words
+    A word is a run of letters and digits (``foo``, ``3``, ``don't`` counts as one word;
+    punctuation is not part of a word), **except** in scripts written without spaces
+    between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar), where every
+    character is a word. So 60 Chinese characters count as 60 words rather than one, and
+    word-count thresholds stay meaningful for Chinese and Japanese.
+Symbol tokens
+    Whitespace-separated tokens with no letter or digit at all (``-``, ``|``, ``==>``):
+    they count against the alphabetic-word ratio, as in the Gopher paper.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+import numpy as np
+
+# Scripts that do not separate words with spaces: each character is one word.
+UNSEGMENTED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
+               "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f")
+# One unsegmented character, or a run of other letters/digits (apostrophes inside a word
+# are kept: "don't", "l'homme").
+WORD_RE = re.compile(rf"[{UNSEGMENTED}]|[^\W_{UNSEGMENTED}]+(?:['’][^\W_{UNSEGMENTED}]+)*")
+UNSEGMENTED_RE = re.compile(rf"[{UNSEGMENTED}]")
+# A whitespace-delimited token made only of symbols/punctuation (no letter, digit or _).
+# (Starts with \s rather than a look-behind so the regex engine can skip ahead quickly.)
+SYMBOL_TOKEN_RE = re.compile(r"(?:\s|^)[^\w\s]+(?=\s|$)")
+PARAGRAPH_RE = re.compile(r"\n{2,}")
+LINE_RE = re.compile(r"\n+")
+
+# Sentence-final punctuation in common scripts (Latin, CJK, Arabic, Devanagari, Ethiopic...).
+TERMINAL_PUNCT = (".", "!", "?", "。", "！", "？", "．", "｡", "‼", "⁇", "⁈", "⁉", "؟", "۔",
+                  "।", "॥", "።", "፧", "։", "܀")
+
+# Odd 64-bit multipliers for n-gram hashing (positions 0..15), fixed so runs are reproducible.
+_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                  0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9,
+                  0x8CB92BA72F3D8DD7, 0xA24BAED4963EE407, 0x9FB21C651E98DF25, 0xD1B54A32D192ED03,
+                  0xAEF17502108EF2D9, 0xF58A9C4C6E0C5B8B, 0xDB4F0B9175AE2165, 0xE7037ED1A0B428DB],
+                 dtype=np.uint64)
+MAX_NGRAM = len(_MULT)
+
+
+class TextStats:
+    """Lazily computed, cached views of one text: lines, paragraphs, words, n-gram hashes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """Lines split on ``\\n`` (line endings are normalized before rules run)."""
+        return self.text.split("\n")
+
+    @cached_property
+    def nonblank_lines(self) -> list[str]:
+        return [ln for ln in self.lines if ln and not ln.isspace()]
+
+    @cached_property
+    def words(self) -> list[str]:
+        return WORD_RE.findall(self.text)
+
+    @cached_property
+    def n_words(self) -> int:
+        return len(self.words)
+
+    @cached_property
+    def n_unsegmented(self) -> int:
+        """How many words are single characters of an unsegmented script (CJK, Thai...)."""
+        return len(UNSEGMENTED_RE.findall(self.text)) if not self.text.isascii() else 0
+
+    @property
+    def mostly_unsegmented(self) -> bool:
+        """True when most words are CJK-like characters: word-length rules do not apply."""
+        return 2 * self.n_unsegmented > self.n_words
+
+    @cached_property
+    def word_chars(self) -> int:
+        return sum(map(len, self.words))
+
+    @cached_property
+    def n_symbol_tokens(self) -> int:
+        return len(SYMBOL_TOKEN_RE.findall(self.text))
+
+    @cached_property
+    def n_numeric_words(self) -> int:
+        return sum(map(str.isnumeric, self.words))
+
+    @cached_property
+    def word_set(self) -> frozenset[str]:
+        return frozenset(self.words)
+
+    @cached_property
+    def word_lengths(self) -> np.ndarray:
+        """Characters of each word, int64, shape (n_words,)."""
+        return np.fromiter(map(len, self.words), dtype=np.int64, count=self.n_words)
+
+    @cached_property
+    def word_ids(self) -> np.ndarray:
+        """A 64-bit hash per word (uint64, shape (n_words,)); equal words, equal ids."""
+        return np.fromiter(map(hash, self.words), dtype=np.int64, count=self.n_words).view(np.uint64)
+
+    def ngram_hashes(self, n: int) -> np.ndarray:
+        """One 64-bit hash per word n-gram (uint64, shape (n_words - n + 1,)).
+
+        A sum of word hashes times position-specific odd multipliers, wrapping mod 2**64:
+        equal n-grams always collide; different ones do with probability ~2**-64.
+        """
+        ids, count = self.word_ids, self.n_words - n + 1
+        if count <= 0:
+            return np.empty(0, dtype=np.uint64)
+        out = ids[:count] * _MULT[0]
+        for k in range(1, n):
+            out += ids[k:k + count] * _MULT[k]
+        return out
+
+
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """(how many items repeat an earlier one, how many characters those repeats hold)."""
+    seen: set[str] = set()
+    n_dup = chars = 0
+    for item in items:
+        if item in seen:
+            n_dup += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return n_dup, chars

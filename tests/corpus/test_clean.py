@@ -1,0 +1,108 @@
+"""The clean stage end to end: reasons, columns, manifest, determinism across workers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gristmill.corpus.clean import CleanConfig, clean, clean_table
+from gristmill.corpus.documents import DOC_SCHEMA
+from gristmill.corpus.langid import LangConfig
+from gristmill.manifest import Counts
+from gristmill.stage import Runtime, StageRun
+
+DEMO = Path(__file__).parents[2] / "gristmill" / "data" / "demo" / "demo-corpus.jsonl.gz"
+ENGLISH = ("The miller and his sons worked at the mill from dawn until the light was gone. "
+           "They carried the grain to the stones, and the river turned the great wheel. "
+           "In the evening the village gathered by the bridge to trade bread for cheese. "
+           "Winter came early that year, with snow on the hills before the harvest was in. "
+           "Nobody remembered a season so hard, yet the old wheel never stopped turning. "
+           "By spring the children had learned to mend sacks and to read the weather.")
+CHINESE = ("我们今天在公园里散步。天气非常好，湖边有很多人在钓鱼。孩子们在草地上玩耍，老人们坐在树下聊天。"
+           "中午我们找了一家小饭馆吃面条。下午下了一场小雨，空气变得很清新。晚上回家以后，大家都觉得很累但是很开心。")
+
+
+def demo_docs(n: int) -> list[dict[str, str]]:
+    with gzip.open(DEMO, "rt") as f:
+        return [{k: d[k] for k in ("id", "text", "source")} for d, _ in zip(map(json.loads, f), range(n))]
+
+
+def make_dataset(path: Path, docs: list[dict[str, str]], row_group: int = 4) -> Path:
+    """A finished document dataset (one part, several row groups) with a manifest."""
+    run = StageRun("ingest", path, CleanConfig(), inputs=[])
+    run.begin()
+    pq.write_table(pa.Table.from_pylist(docs, schema=DOC_SCHEMA), run.tmp_path("part-00000.parquet"),
+                   row_group_size=row_group)
+    run.publish("part-00000.parquet", rows=len(docs))
+    run.finish(Counts(n_in=len(docs), kept=len(docs)))
+    return path
+
+
+def special_docs() -> list[dict[str, str]]:
+    good = ENGLISH + "\nWrite to miller@example.com for flour."
+    return [
+        {"id": "good", "text": good, "source": "t"},
+        {"id": "short", "text": "Too short to keep.", "source": "t"},
+        {"id": "blank", "text": " \r\n\t ", "source": "t"},
+        {"id": "zh", "text": CHINESE, "source": "t"},
+        {"id": "dup", "text": "\n".join(["The same line of text again and again."] * 20), "source": "t"},
+    ]
+
+
+def test_clean_table_reasons_columns_and_stats() -> None:
+    table = pa.Table.from_pylist(special_docs(), schema=DOC_SCHEMA)
+    out = clean_table(table, CleanConfig(lang=LangConfig(languages=("en",))))
+    assert out.kept.column("id").to_pylist() == ["good"]
+    assert out.kept.column_names == ["id", "text", "source", "lang", "lang_score"]
+    assert out.kept.column("lang").to_pylist() == ["en"] and out.kept.column("lang_score")[0].as_py() > 0.9
+    assert "<EMAIL>" in out.kept.column("text")[0].as_py()
+    removed = dict(zip(out.removed.column("id").to_pylist(), out.removed.column("reason").to_pylist()))
+    assert removed == {"short": "gopher_short_doc", "blank": "empty_text", "zh": "lang_not_allowed",
+                       "dup": "gopher_dup_line_frac"}
+    assert out.counts.reconciles and out.counts.kept == 1
+    assert out.stats["pii"] == {"email": 1}
+    assert out.stats["reasons"]["gopher_short_doc"] == {"docs": 1, "chars": 18, "examples": ["short"]}
+
+
+def test_chinese_is_kept_when_allowed() -> None:
+    table = pa.Table.from_pylist(special_docs(), schema=DOC_SCHEMA)
+    out = clean_table(table, CleanConfig(lang=LangConfig(languages=("zh",))))
+    assert out.kept.column("id").to_pylist() == ["zh"]
+    assert out.kept.column("lang").to_pylist() == ["zh"]
+
+
+def test_all_reasons_detail_lists_every_failure() -> None:
+    doc = {"id": "x", "text": "12 34 56 78", "source": "t"}
+    out = clean_table(pa.Table.from_pylist([doc], schema=DOC_SCHEMA), CleanConfig(all_reasons=True))
+    row = out.removed.to_pylist()[0]
+    assert row["reason"] == "gopher_short_doc"
+    assert "gopher_alpha_ratio" in row["detail"] and "c4_too_few_sentences" in row["detail"]
+    assert out.stats["all_failures"]["gopher_alpha_ratio"] == 1
+
+
+@pytest.mark.slow
+def test_stage_is_identical_for_one_and_two_workers(tmp_path: Path) -> None:
+    docs = demo_docs(30) + special_docs()
+    inp = make_dataset(tmp_path / "in", docs, row_group=6)
+    cfg = CleanConfig(lang=LangConfig(languages=("en",)))
+    one = clean(inp, tmp_path / "one", cfg, Runtime(workers=1))
+    two = clean(inp, tmp_path / "two", cfg, Runtime(workers=2))
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.parquet"))
+    assert len([f for f in files if f.parent == Path(".")]) == 6  # one part per row group
+    for f in files:
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    assert one.manifest["outputs"] == two.manifest["outputs"]
+    counts = one.manifest["counts"]
+    assert counts["in"] == len(docs) == counts["kept"] + sum(counts["removed"].values())
+    assert counts["removed"]["empty_text"] == 1 and counts["removed"]["gopher_short_doc"] >= 1
+    stats = one.manifest["clean"]
+    assert stats["reasons"]["empty_text"]["examples"] == ["blank"]
+    assert stats["langs"]["en"] == counts["kept"]
+    # Rerun with the same config: up to date, nothing recomputed.
+    again = clean(inp, tmp_path / "one", cfg, Runtime(workers=1))
+    assert again.up_to_date
