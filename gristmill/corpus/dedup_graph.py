@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EXAMPLES = 3
+# Documents per scan task: a large part is hashed by several workers at once.
+UNIT_ROWS = 2048
+# Documents per shuffle partition (each holds a few rows per document: keys, buckets, edges).
+SHUFFLE_ROWS = 50_000
 _EDGE_J = pd.DataFrame({"u": pd.Series(dtype="int64"), "v": pd.Series(dtype="int64"),
                         "jaccard": pd.Series(dtype="float64")})
 
@@ -45,6 +49,7 @@ class DedupPlan:
     config: DedupConfig
     spec: ShingleSpec | None
     work: Path
+    units: tuple[tuple[int, int, int], ...]  # scan tasks: (part, first row, end row)
 
     @classmethod
     def make(cls, parts: list[Path], config: DedupConfig, work: Path) -> DedupPlan:
@@ -55,11 +60,14 @@ class DedupPlan:
             bands, rows_ = config.lsh()
             spec = ShingleSpec(shingle=config.shingle, ngram=config.ngram, bands=bands, rows=rows_)
         work.mkdir(parents=True, exist_ok=True)
-        return cls(tuple(parts), offsets, config, spec, work)
+        units = tuple((p, lo, min(lo + UNIT_ROWS, n)) for p, n in enumerate(rows)
+                      for lo in range(0, n, UNIT_ROWS))
+        return cls(tuple(parts), offsets, config, spec, work, units)
 
     @property
     def nparts(self) -> int:
-        return max(1, len(self.parts))
+        """Partitions of every shuffle: one per scan unit, so a big part still spreads over workers."""
+        return max(1, min(len(self.units), -(-self.offsets[-1] // SHUFFLE_ROWS)))
 
     def part_of(self, keys: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.offsets), keys, side="right") - 1
@@ -84,7 +92,7 @@ def run_plan(plan: DedupPlan, runtime: Runtime) -> tuple[Counts, dict[str, Any],
         summary = {"clusters": 0, "largest_cluster": 0, "examples": []}
         if n_in:
             t = time.monotonic()
-            docs = dd.read_parquet([str(plan.work / f"docs-{i}.parquet") for i in range(len(plan.parts))])
+            docs = dd.read_parquet([str(plan.work / f"docs-{u}.parquet") for u in range(len(plan.units))])
             edges, near = _candidates(client, plan, docs, report, timings)
             if edges is not None:
                 t = time.monotonic()
@@ -108,10 +116,10 @@ def run_plan(plan: DedupPlan, runtime: Runtime) -> tuple[Counts, dict[str, Any],
 
 
 def _scan(client: Any, plan: DedupPlan) -> list[dict[str, int]]:
-    futures = [client.submit(scan_part, p, plan.offsets[i], plan.work / f"docs-{i}.parquet",
-                             plan.work / f"bands-{i}.parquet" if plan.spec else None, plan.spec,
-                             key=f"dedup-scan-{i}-{plan.work}", pure=False)
-               for i, p in enumerate(plan.parts)]
+    futures = [client.submit(scan_part, plan.parts[p], lo, hi, plan.offsets[p],
+                             plan.work / f"docs-{u}.parquet",
+                             plan.work / f"bands-{u}.parquet" if plan.spec else None, plan.spec, pure=False)
+               for u, (p, lo, hi) in enumerate(plan.units)]
     return gather(client, futures, "dedup: hashing") if futures else []
 
 
@@ -127,7 +135,7 @@ def _candidates(client: Any, plan: DedupPlan, docs: Any, report: dict[str, Any],
         parts.append(exact)
     near = None
     if plan.spec is not None:
-        bands = dd.read_parquet([str(plan.work / f"bands-{i}.parquet") for i in range(len(plan.parts))])
+        bands = dd.read_parquet([str(plan.work / f"bands-{u}.parquet") for u in range(len(plan.units))])
         cand = (bands.shuffle(on="bucket", npartitions=n)
                 .map_partitions(_bucket_local, cfg.mode == "both", meta=_EDGE_J)
                 .drop_duplicates(subset=["u", "v"], split_out=n).persist())

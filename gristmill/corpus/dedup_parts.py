@@ -12,6 +12,7 @@ follow input order and a key tells which part and row holds the document.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,17 +49,30 @@ def _columns(path: Path, want: list[str]) -> list[str]:
     return [c for c in want if c in have]
 
 
-def scan_part(path: Path, offset: int, docs_out: Path, bands_out: Path | None,
+def iter_rows(path: Path, start: int, stop: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Batches of rows ``start:stop`` of a Parquet file, reading only the row groups that hold them."""
+    pf = pq.ParquetFile(path)
+    first = 0
+    for g in range(pf.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        lo, hi = max(start, first), min(stop, first + n)
+        if lo < hi:
+            table = pf.read_row_group(g, columns=columns).slice(lo - first, hi - lo)
+            yield from table.to_batches(max_chunksize=BATCH)
+        first += n
+
+
+def scan_part(path: Path, start: int, stop: int, offset: int, docs_out: Path, bands_out: Path | None,
               spec: ShingleSpec | None) -> dict[str, int]:
-    """Write (key, id, xhash) for every document and, for near dedup, (band, bucket, key, xhash).
+    """Write (key, id, xhash) for rows ``start:stop`` of a part and, for near dedup, their
+    (band, bucket, key, xhash) rows. ``offset`` is the key of the part's first row.
 
     Documents with no shingles (no letters or digits) get no bucket: only exact dedup sees them.
     """
-    pf = pq.ParquetFile(path)
     docs, bands = [], []
     stats = {"docs": 0, "bytes": 0, "char_shingled": 0, "no_shingles": 0}
-    key = offset
-    for batch in pf.iter_batches(batch_size=BATCH, columns=_columns(path, ["id", "text", "lang"])):
+    key = offset + start
+    for batch in iter_rows(path, start, stop, _columns(path, ["id", "text", "lang"])):
         texts, langs = _texts_and_langs(batch)
         n = len(batch)
         keys = np.arange(key, key + n, dtype=np.int64)

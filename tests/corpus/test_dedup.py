@@ -126,7 +126,11 @@ def test_near_mode_without_verification(rt: Runtime, tmp_path: Path, small_corpu
 
 
 @pytest.mark.slow
-def test_same_bytes_with_one_and_two_workers(tmp_path: Path, small_corpus: list[dict]) -> None:
+def test_same_bytes_with_one_and_two_workers(tmp_path: Path, small_corpus: list[dict],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small scan units and shuffle partitions, so every shuffle really spans partitions.
+    monkeypatch.setattr("gristmill.corpus.dedup_graph.UNIT_ROWS", 5)
+    monkeypatch.setattr("gristmill.corpus.dedup_graph.SHUFFLE_ROWS", 10)
     inp = write_dataset(tmp_path / "in", small_corpus, nparts=3)
     outs = []
     for w in (1, 2):
@@ -134,6 +138,7 @@ def test_same_bytes_with_one_and_two_workers(tmp_path: Path, small_corpus: list[
         dedup(inp, out, DedupConfig(), Runtime(workers=w))
         outs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.parquet")})
     assert outs[0] == outs[1] and "removed/part-00000.parquet" in outs[0]
+    assert set(read_removed(tmp_path / "out1")) == {"z-exact-ws", "b-exact-later", "a002", "y-near"}
 
 
 def test_rerun_is_up_to_date_and_config_change_reruns(rt: Runtime, tmp_path: Path, small_corpus: list[dict]) -> None:
