@@ -11,11 +11,14 @@ always describe the newest weights in a form any tool can read (no pickle anywhe
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import random
 import re
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +77,8 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
         tmp.mkdir(parents=True)
     barrier(info)
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not info.active)
+    with _quiet_single_process():
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not info.active)
     atomic_write_json(tmp / f"rng-rank{info.rank}.json", rng_state())
     barrier(info)
     if info.is_main:
@@ -94,7 +98,8 @@ def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     """Load model, optimizer and this rank's RNG state (any world size); return trainer state."""
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
-    dcp.load(state, checkpoint_id=str(ckpt), no_dist=not info.active)
+    with _quiet_single_process():
+        dcp.load(state, checkpoint_id=str(ckpt), no_dist=not info.active)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = ckpt / f"rng-rank{info.rank}.json"
     if rng_file.is_file():
@@ -119,6 +124,14 @@ def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], toke
     tmp.replace(run / "model.safetensors")
     atomic_write_json(run / "model.json", model_config)
     atomic_write_bytes(run / "tokenizer.json", Path(tokenizer).read_bytes())
+
+
+@contextlib.contextmanager
+def _quiet_single_process() -> Iterator[None]:
+    """DCP warns that it 'assumes a single process' even when told so with no_dist."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def rng_state() -> dict[str, Any]:

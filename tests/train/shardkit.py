@@ -73,7 +73,7 @@ def random_shards(out: Path, *, n_docs: int = 120, vocab_size: int = 300, seed: 
 
     def doc() -> list[int]:
         ids = rng.integers(0, vocab, int(rng.integers(min_len, max_len))).tolist()
-        return [i if i != eos else 0 for i in ids] + [eos]
+        return [i if i != eos else (eos + 1) % vocab for i in ids] + [eos]
 
     return write_shards(out, [doc() for _ in range(n_docs)], [doc() for _ in range(n_val)],
                         vocab_size=vocab, eos_id=eos, tokenizer=tok)
