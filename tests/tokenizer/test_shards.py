@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 
 from gristmill.stage import Runtime
@@ -147,3 +148,25 @@ def test_parse_count(text, expected):
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         ShardsConfig(**bad)
+
+
+def test_unusable_documents_are_removed_with_reasons(tmp_path):
+    from gristmill.corpus.documents import write_table
+    from gristmill.manifest import Counts
+    from gristmill.stage import StageRun
+    from tests.tokenizer.shards_fixtures import _FixtureConfig
+
+    run = StageRun("fixture", tmp_path / "in", _FixtureConfig(), inputs=[], force=True)
+    run.begin()
+    write_table(pa.table({"id": ["a", None, "c", "d", "e"], "text": ["hello", "x", None, "", "world"]}),
+                run.tmp_path("part-00000.parquet"))       # no source column: optional
+    run.publish("part-00000.parquet", rows=5)
+    run.finish(Counts(n_in=5, kept=5))
+    tok = make_tokenizer(tmp_path / "tok.json")
+    m = write_shards(tmp_path / "in", tok, tmp_path / "out", ShardsConfig(val_fraction=0.0),
+                     Runtime(workers=1)).manifest
+    assert m["counts"] == {"in": 5, "kept": 2, "removed": {"empty_text": 1, "no_id": 1, "no_text": 1}}
+    assert read_shard(tmp_path / "out" / "train-00000.arrow")["doc_id"].to_pylist() == ["a", "e"]
+    assert m["totals"]["val"] == {"docs": 0, "tokens": 0, "bytes": 0}
+    removed = pa.parquet.read_table(tmp_path / "out" / "removed" / "part-00000.parquet")
+    assert sorted(removed["reason"].to_pylist()) == ["empty_text", "no_id", "no_text"]
