@@ -148,8 +148,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
     """Run the planned stages in order; returns what happened to each stage."""
     steps = plan(pipe, start=start, stop=stop, force=force)
     outcomes: list[Outcome] = []
-    with ExitStack() as stack:
-        data_rt: list[Runtime] = []  # started on first use: an all-up-to-date run starts no cluster
+    with _DataCluster(pipe, say) as cluster:
         for step in steps:
             name, out = step.spec.name, pipe.layout.dir(step.spec.name)
             if step.action != "run":
@@ -160,10 +159,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                 continue
             _check_inputs(pipe, step.spec)
             say(f"{name}: running ({step.why})")
-            if step.spec.data and not data_rt:
-                data_rt.append(stack.enter_context(data_runtime(
-                    pipe.cluster, inputs=pipe.layout.inputs, root=pipe.layout.root, say=say)))
-            base = data_rt[0] if step.spec.data else Runtime()
+            base = cluster.runtime() if step.spec.data else cluster.close()
             rt = Runtime(workers=base.workers, scheduler=base.scheduler, force=step.why == "forced")
             t0 = time.monotonic()
             with _stage_errors(name):
@@ -173,6 +169,36 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
             _warn_if_unstable(pipe, step.spec)
             outcomes.append(Outcome(name, "ran", out, result, secs))
     return outcomes
+
+
+class _DataCluster:
+    """The data stages' cluster, started on first use (an up-to-date run starts none) and
+    closed before a stage that does not use it (training), so idle workers hold no memory."""
+
+    def __init__(self, pipe: PipelineConfig, say: Say) -> None:
+        self.pipe, self.say = pipe, say
+        self._stack: ExitStack | None = None
+        self._rt = Runtime()
+
+    def runtime(self) -> Runtime:
+        if self._stack is None:
+            self._stack = ExitStack()
+            layout = self.pipe.layout
+            self._rt = self._stack.enter_context(
+                data_runtime(self.pipe.cluster, inputs=layout.inputs, root=layout.root, say=self.say))
+        return self._rt
+
+    def close(self) -> Runtime:
+        if self._stack is not None:
+            self._stack, stack = None, self._stack
+            stack.close()
+        return Runtime()
+
+    def __enter__(self) -> _DataCluster:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def _check_inputs(pipe: PipelineConfig, spec: StageSpec) -> None:

@@ -1,6 +1,6 @@
 """Batch scripts for Slurm: the training stage under ``srun torchrun``, and the data stages.
 
-The training script resumes by itself: it always passes ``--resume`` (a no-op on a fresh run),
+The training script resumes by itself: it passes ``--resume`` once a checkpoint exists,
 asks Slurm for ``USR1`` a few minutes before the time limit, then makes training save a
 checkpoint (SIGINT through torchrun) and requeues the job, up to ``max_requeues`` times.
 The data stages, when they still need to run, become a job of their own and the training
@@ -92,7 +92,8 @@ def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Pat
         lines.append(f"#SBATCH --mem={cfg.mem}")
     env = {**NCCL_DEFAULTS, **cfg.nccl}
     train_cmd = ["-m", "gristmill", "train", "--data", str(shards), "-o", str(run_dir),
-                 "--config", str(pipeline), "--resume"]
+                 "--config", str(pipeline)]
+    checkpoints = shlex.quote(str(run_dir / "checkpoints"))
     body = [
         *_prologue(cfg, workdir),
         "",
@@ -117,11 +118,14 @@ def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Pat
         "}",
         "trap requeue_on_timeout USR1",
         "",
-        "# --resume continues from the latest complete checkpoint (none yet: a fresh start).",
+        "# Once a checkpoint exists (a step-* directory is always complete), --resume makes",
+        "# training continue from the newest one, and refuse to silently start over.",
+        'RESUME=""',
+        f"if compgen -G {checkpoints}'/step-*' > /dev/null; then RESUME=--resume; fi",
         "srun --kill-on-bad-exit=1 torchrun --nnodes $SLURM_NNODES "
         f"--nproc-per-node {nproc} --rdzv-id $SLURM_JOB_ID --rdzv-backend c10d "
         f"--rdzv-endpoint $MASTER_ADDR:{cfg.rdzv_port} \\",
-        "  " + " ".join(shlex.quote(a) for a in train_cmd) + " &",
+        "  " + " ".join(shlex.quote(a) for a in train_cmd) + " $RESUME &",
         "SRUN_PID=$!",
         "# `wait` returns early when USR1 arrives; loop until srun has really exited.",
         "while :; do",

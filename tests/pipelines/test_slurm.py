@@ -38,7 +38,8 @@ def test_train_script_is_valid_bash_with_the_torchrun_rendezvous(tmp_path):
     assert ("srun --kill-on-bad-exit=1 torchrun --nnodes $SLURM_NNODES --nproc-per-node 8 "
             "--rdzv-id $SLURM_JOB_ID --rdzv-backend c10d --rdzv-endpoint $MASTER_ADDR:29500") in text
     assert (f"-m gristmill train --data {tmp_path}/out/05-shards -o {tmp_path}/out/06-train "
-            f"--config {tmp_path}/p.toml --resume &") in text
+            f"--config {tmp_path}/p.toml $RESUME &") in text
+    assert f"if compgen -G {tmp_path}/out/06-train/checkpoints'/step-*' > /dev/null; then RESUME=--resume; fi" in text
 
 
 def test_bad_slurm_config_is_refused():
@@ -69,6 +70,8 @@ def test_timeout_signal_checkpoints_and_requeues(tmp_path, restarts, requeued):
     log = tmp_path / "log"
     log.mkdir()
     env = _fake_slurm(tmp_path / "bin", log) | {"SLURM_RESTART_COUNT": str(restarts)}
+    if restarts:  # a requeued job finds the checkpoint its previous run saved
+        (tmp_path / "out/06-train/checkpoints/step-0000050").mkdir(parents=True)
     proc = subprocess.Popen(["bash", str(p)], env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 20
@@ -80,6 +83,7 @@ def test_timeout_signal_checkpoints_and_requeues(tmp_path, restarts, requeued):
     finally:
         proc.kill()
     assert "--rdzv-endpoint node7:29500" in (log / "srun").read_text()
+    assert (log / "srun").read_text().rstrip().endswith("--resume") == bool(restarts)
     assert (log / "scancel").read_text().split() == ["--signal=INT", "42.0"]
     assert ((log / "scontrol").exists() and (log / "scontrol").read_text().split() == ["requeue", "42"]) == requeued
 
