@@ -106,6 +106,10 @@ def run(pipeline: Path, start: str | None, stop: str | None, force: tuple[str, .
         from gristmill.pipelines.submit import submit_pipeline
 
         jobs = submit_pipeline(pipe, dry_run=dry_run, say=echo_err)
+        if dry_run and not as_json:
+            for j in jobs:
+                click.echo(f"# ---- {j.script} ({' '.join(j.command)})")
+                click.echo(j.script.read_text())
         if as_json:
             emit_json({"jobs": [{"kind": j.kind, "script": str(j.script), "command": j.command,
                                  "job_id": j.job_id} for j in jobs]})

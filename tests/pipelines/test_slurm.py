@@ -125,3 +125,16 @@ def test_submit_chains_the_training_job_after_the_data_job(tmp_path):
     calls = log.read_text().splitlines()
     assert calls[0] == f"--parsable {tmp_path}/out/slurm/data.sbatch"
     assert calls[1] == f"--parsable --dependency=afterok:1001 {tmp_path}/out/slurm/train.sbatch"
+
+
+def test_run_slurm_dry_run_prints_the_scripts(tmp_path):
+    from click.testing import CliRunner
+
+    from gristmill.cli import cli
+
+    r = CliRunner().invoke(cli, ["-q", "run", str(REPO / "pipelines" / "demo.toml"), "--root",
+                                 str(tmp_path / "out"), "--slurm", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert f"# ---- {tmp_path}/out/slurm/train.sbatch (sbatch --parsable --dependency=afterok:$DATA_JOB" in r.stdout
+    assert r.stdout.count("#!/bin/bash") == 2
+    assert "would run: sbatch --parsable" in r.stderr
