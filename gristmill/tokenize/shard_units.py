@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import chain
@@ -100,11 +101,21 @@ def _encoder(path: str, mtime_ns: int) -> Encoder:
     return load_encoder(path)
 
 
-def _read_rows(unit: Unit) -> pa.Table:
-    pf = pq.ParquetFile(unit.part)
+@lru_cache(maxsize=1)
+def _row_group(part: str, row_group: int, mtime_ns: int) -> pa.Table:
+    # Parquet cannot seek to a row: decoding a whole row group per unit would cost more
+    # than encoding a small unit, so a worker keeps the group it decoded last (units of
+    # one group are submitted one after another). Memory: one row group's columns.
+    pf = pq.ParquetFile(part)
     cols = ["id", "text"] + (["source"] if "source" in pf.schema_arrow.names else [])
-    t = pf.read_row_group(unit.row_group, columns=cols).slice(unit.start, unit.stop - unit.start)
+    t = pf.read_row_group(row_group, columns=cols, use_threads=False)
     return t.cast(pa.schema([(c, pa.string()) for c in cols]))
+
+
+def _iter_rows(unit: Unit) -> Iterator[pa.RecordBatch]:
+    """The unit's rows, in batches of at most ``ENCODE_BATCH_DOCS``."""
+    table = _row_group(unit.part, unit.row_group, os.stat(unit.part).st_mtime_ns)
+    yield from table.slice(unit.start, unit.stop - unit.start).to_batches(max_chunksize=ENCODE_BATCH_DOCS)
 
 
 def _to_batch(token_lists: list[list[int]], ids: list[str], n_bytes: np.ndarray, eos: int,
@@ -131,13 +142,12 @@ def encode_unit(unit: Unit, spec: EncodeSpec) -> dict[str, Any]:
     """Encode one unit into its per-split files; returns (and writes) the unit's meta."""
     enc = _encoder(spec.tokenizer, os.stat(spec.tokenizer).st_mtime_ns)
     schema = unit_schema(spec.dtype)
-    table = _read_rows(unit)
     tmp = {s: unit_file(spec.work_dir, unit.index, s).with_suffix(".arrow.tmp") for s in SPLITS}
     writers = {s: pa.ipc.new_file(str(tmp[s]), schema) for s in SPLITS}
-    meta: dict[str, Any] = {"unit": asdict(unit), "n_in": table.num_rows, "removed": {},
+    meta: dict[str, Any] = {"unit": asdict(unit), "n_in": unit.stop - unit.start, "removed": {},
                             "removed_rows": [], "docs": dict.fromkeys(SPLITS, 0),
                             "tokens": dict.fromkeys(SPLITS, 0)}
-    for batch in table.to_batches(max_chunksize=ENCODE_BATCH_DOCS):
+    for batch in _iter_rows(unit):
         _encode_batch(batch, enc, spec, writers, schema, meta)
     for s in SPLITS:
         writers[s].close()
