@@ -154,6 +154,8 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
             if step.action != "run":
                 if step.action == "skip":
                     say(f"{name}: up to date ({out})")
+                elif step.state.status != "done":  # e.g. --from past a stage whose config changed
+                    say(f"{name}: not selected, but {step.state.status} ({step.state.reason})")
                 outcomes.append(Outcome(name, "up to date" if step.action == "skip" else "outside",
                                         out, None, 0.0))
                 continue

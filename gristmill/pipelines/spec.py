@@ -171,8 +171,10 @@ class _Locator:
         want = f"{table}.{key}" if key else table
         best, best_len, header = None, -1, ""
         for no, raw in enumerate(self.lines, 1):
-            line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith(("'", '"')) else raw.strip()
-            if h := re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?$", line):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if h := re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", line):
                 header, full = _norm(h[1]), _norm(h[1])
             elif "=" in line:
                 lhs = _norm(line.split("=", 1)[0])

@@ -136,3 +136,12 @@ def test_stage_list_can_leave_a_stage_out(tmp_path):
     pipe = load(path)
     assert [s.name for s in pipe.stages] == ["read", "case"]
     assert actions(run_pipeline(pipe)) == {"read": "ran", "case": "ran"}
+
+
+def test_a_stale_stage_outside_the_range_is_reported_not_run(tmp_path):
+    run_pipeline(load(write_pipeline(tmp_path)))
+    pipe = load(write_pipeline(tmp_path, min_chars=5))
+    said: list[str] = []
+    outcomes = run_pipeline(pipe, start="count", say=said.append)
+    assert actions(outcomes) == {"read": "outside", "case": "outside", "count": "up to date"}
+    assert "read: not selected, but stale (config changed: min_chars)" in said
