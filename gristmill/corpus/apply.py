@@ -3,8 +3,9 @@
 A corpus stage that decides document by document (clean, filter, annotate) writes
 ``fn(table) -> PartOutput`` and calls :func:`map_parts`; the adapter:
 
-* splits the input dataset into *units* — one per Parquet row group of each
-  ``part-NNNNN.parquet``, in file order — so even a one-file dataset spreads over workers;
+* splits the input dataset into *units* — slices of at most ``rows_per_unit`` rows of one
+  Parquet row group of one ``part-NNNNN.parquet``, in file order — so even a one-file
+  dataset spreads over workers;
 * runs ``fn`` on each unit as one Dask task (processes, see :func:`gristmill.cluster.dask_client`);
   the task writes ``part-NNNNN.parquet`` (kept rows) and, when any, ``removed/part-NNNNN.parquet``
   under the stage's temp directory, numbered by unit;
@@ -53,11 +54,17 @@ class PartOutput:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One task's input: some row groups of one part file, and the output index it writes."""
+    """One task's input: rows ``[start, stop)`` of one row group of one part file.
+
+    ``row_group`` is ``None`` for a part file without row groups (an empty part).
+    ``index`` numbers the output part it writes.
+    """
 
     index: int
     path: str
-    row_groups: tuple[int, ...]
+    row_group: int | None
+    start: int = 0
+    stop: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +83,32 @@ class UnitResult:
 PartFn = Callable[[pa.Table], PartOutput]
 
 
-def plan_units(inp: Path) -> list[Unit]:
-    """Units of a finished dataset directory: one per row group, numbered in file order."""
+def plan_units(inp: Path, rows_per_unit: int = 4096) -> list[Unit]:
+    """Units of a finished dataset directory, numbered in file, row-group and row order."""
+    if rows_per_unit < 1:
+        raise ValueError(f"rows_per_unit must be >= 1, got {rows_per_unit}")
     units: list[Unit] = []
     for path in part_files(inp):
-        n_groups = pq.ParquetFile(path).metadata.num_row_groups
-        for rg in range(max(n_groups, 1)):
-            units.append(Unit(len(units), str(path), (rg,) if n_groups else ()))
+        meta = pq.ParquetFile(path).metadata
+        if meta.num_row_groups == 0:
+            units.append(Unit(len(units), str(path), None))
+        for rg in range(meta.num_row_groups):
+            rows = meta.row_group(rg).num_rows
+            for start in range(0, max(rows, 1), rows_per_unit):
+                units.append(Unit(len(units), str(path), rg, start, min(start + rows_per_unit, rows)))
     return units
 
 
 def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, description: str,
-              columns: Sequence[str] | None = None) -> list[UnitResult]:
+              columns: Sequence[str] | None = None, rows_per_unit: int = 4096) -> list[UnitResult]:
     """Run ``fn`` over every unit of dataset ``inp`` on Dask; publish outputs into ``run``.
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one with
-    a frozen config). ``columns`` restricts what is read (default: all). Returns one
+    a frozen config). ``columns`` restricts what is read (default: all); ``rows_per_unit``
+    bounds a task's size (part of the output layout: keep it fixed for a stage). Returns one
     :class:`UnitResult` per unit, in unit order; ``run.begin()`` must have been called.
     """
-    units = plan_units(inp)
+    units = plan_units(inp, rows_per_unit)
     if not units:
         return []
     tmp = str(run.out / TMP_DIR)
@@ -115,8 +129,12 @@ def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, descrip
 def run_unit(unit: Unit, fn: PartFn, tmp: str, columns: list[str] | None) -> UnitResult:
     """Read one unit, apply ``fn``, write its outputs under ``tmp`` (runs on a worker)."""
     pf = pq.ParquetFile(unit.path)
-    table = (pf.read_row_groups(list(unit.row_groups), columns=columns) if unit.row_groups
-             else pf.schema_arrow.empty_table())
+    if unit.row_group is None:
+        table = pf.schema_arrow.empty_table()
+        if columns is not None:
+            table = table.select(columns)
+    else:
+        table = pf.read_row_group(unit.row_group, columns=columns).slice(unit.start, unit.stop - unit.start)
     out = fn(table)
     if out.counts.n_in != table.num_rows or not out.counts.reconciles:
         raise AssertionError(f"unit {unit.index}: counts do not reconcile with {table.num_rows} rows: "

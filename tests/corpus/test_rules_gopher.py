@@ -145,3 +145,16 @@ def test_repetition_config_validation() -> None:
         GopherRepetitionConfig(max_dup_line_frac=1.5)
     with pytest.raises(ValueError, match="min_words"):
         GopherQualityConfig(min_words=10, max_words=5)
+
+
+def test_words_are_whitespace_tokens_with_punctuation_stripped() -> None:
+    stats = TextStats('"Hello," she said (see e-mail 3.5 a/b/c). -- | 世界')
+    assert stats.words == ["Hello", "she", "said", "see", "e-mail", "3.5", "a/b/c", "世", "界"]
+    assert stats.n_symbol_tokens == 2 and stats.n_alpha_words == 8
+
+
+def test_alpha_ratio_punctuation_mode_matches_spacy_style_counting() -> None:
+    text = " ".join(words(60)) + " f(x), g(y); h[z]." * 2  # 18 punctuation marks
+    assert reasons(text) == []
+    strict = dataclasses.replace(Q, alpha_ratio_counts_punctuation=True)
+    assert reasons(text, strict) == ["gopher_alpha_ratio"]  # 66 / (66 + 18) < 0.8

@@ -36,6 +36,9 @@ class GopherQualityConfig:
     max_bullet_lines_ratio: float = 0.9
     max_ellipsis_lines_ratio: float = 0.3
     min_alpha_words_ratio: float = 0.8
+    # Count every punctuation mark as a non-alphabetic token, as datatrove's implementation
+    # does (its spaCy tokens split punctuation off); much stricter on technical text.
+    alpha_ratio_counts_punctuation: bool = False
     min_stop_words: int = 2  # distinct stop words; only for stop_word_langs (or unknown language)
     stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
     stop_word_langs: tuple[str, ...] = ("en",)
@@ -121,7 +124,8 @@ def gopher_quality(stats: TextStats, cfg: GopherQualityConfig, lang: str | None 
         if ell > cfg.max_ellipsis_lines_ratio and fail(
                 "gopher_ellipsis_lines", f"ellipsis_lines={ell:.3f} > {cfg.max_ellipsis_lines_ratio}"):
             return out
-    alpha = (n - stats.n_numeric_words) / (n + stats.n_symbol_tokens)
+    others = stats.n_punct_chars if cfg.alpha_ratio_counts_punctuation else stats.n_symbol_tokens
+    alpha = stats.n_alpha_words / (n + others)
     if alpha < cfg.min_alpha_words_ratio and fail(
             "gopher_alpha_ratio", f"alpha_words={alpha:.3f} < {cfg.min_alpha_words_ratio}"):
         return out

@@ -5,11 +5,12 @@ FineWeb, n-grams for repetition); here each split is done once, lazily, and cach
 :class:`TextStats`, so a document that fails an early rule never pays for the later ones.
 
 Words
-    A word is a run of letters and digits (``foo``, ``3``, ``don't`` counts as one word;
-    punctuation is not part of a word), **except** in scripts written without spaces
-    between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar), where every
-    character is a word. So 60 Chinese characters count as 60 words rather than one, and
-    word-count thresholds stay meaningful for Chinese and Japanese.
+    A word is a whitespace-separated token with the punctuation at its ends stripped
+    (``"dog."`` -> ``dog``, ``(see`` -> ``see``; ``e-mail``, ``3.5`` and ``a/b/c`` stay one word),
+    as in the Gopher paper, **except** in scripts written without spaces between words
+    (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar), where every character is a word.
+    So 60 Chinese characters count as 60 words rather than one, and word-count thresholds
+    stay meaningful for Chinese and Japanese.
 Symbol tokens
     Whitespace-separated tokens with no letter or digit at all (``-``, ``|``, ``==>``):
     they count against the alphabetic-word ratio, as in the Gopher paper.
@@ -18,6 +19,7 @@ Symbol tokens
 from __future__ import annotations
 
 import re
+import string
 from functools import cached_property
 
 import numpy as np
@@ -25,9 +27,13 @@ import numpy as np
 # Scripts that do not separate words with spaces: each character is one word.
 UNSEGMENTED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
                "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f")
-# One unsegmented character, or a run of other letters/digits (apostrophes inside a word
-# are kept: "don't", "l'homme").
-WORD_RE = re.compile(rf"[{UNSEGMENTED}]|[^\W_{UNSEGMENTED}]+(?:['’][^\W_{UNSEGMENTED}]+)*")
+# One unsegmented character, or a run of other non-space characters.
+WORD_RE = re.compile(rf"[{UNSEGMENTED}]|[^\s{UNSEGMENTED}]+")
+# Stripped from both ends of a token: ASCII and common Unicode punctuation.
+_STRIP = (string.punctuation + "“”‘’«»„‚‹›…–—―·•¡¿、，。！？；：（）《》〈〉【】「」『』〔〕［］｛｝"
+          "＂＇，．：；！？")
+_HAS_ALPHA = re.compile(r"[^\W\d_]").search
+PUNCT_CHAR_RE = re.compile(r"[^\w\s]")
 UNSEGMENTED_RE = re.compile(rf"[{UNSEGMENTED}]")
 # A whitespace-delimited token made only of symbols/punctuation (no letter, digit or _).
 # (Starts with \s rather than a look-behind so the regex engine can skip ahead quickly.)
@@ -65,7 +71,7 @@ class TextStats:
 
     @cached_property
     def words(self) -> list[str]:
-        return WORD_RE.findall(self.text)
+        return [w for w in (t.strip(_STRIP) for t in WORD_RE.findall(self.text)) if w]
 
     @cached_property
     def n_words(self) -> int:
@@ -90,8 +96,16 @@ class TextStats:
         return len(SYMBOL_TOKEN_RE.findall(self.text))
 
     @cached_property
-    def n_numeric_words(self) -> int:
-        return sum(map(str.isnumeric, self.words))
+    def n_alpha_words(self) -> int:
+        """Words with at least one letter (most are all letters: test those in C first)."""
+        words = self.words
+        return sum(map(str.isalpha, words)) + sum(
+            1 for w in words if not w.isalpha() and _HAS_ALPHA(w))
+
+    @cached_property
+    def n_punct_chars(self) -> int:
+        """Punctuation and symbol characters (each one a token for spaCy-style counting)."""
+        return len(PUNCT_CHAR_RE.findall(self.text))
 
     @cached_property
     def word_set(self) -> frozenset[str]:
