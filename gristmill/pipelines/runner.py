@@ -50,6 +50,7 @@ class Step:
     state: StageState
     action: Literal["run", "skip", "outside"]
     why: str
+    fresh: bool = False  # start over (Runtime.force): nothing of an earlier attempt may be reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +125,16 @@ def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = N
             steps.append(Step(spec, state, "outside", state.reason))
             continue
         if spec.name in force or "all" in force:
-            steps.append(Step(spec, state, "run", "forced"))
+            steps.append(Step(spec, state, "run", "forced", fresh=True))
         elif state.status == "done":
             steps.append(Step(spec, state, "skip", "up to date"))
             continue
         else:
-            steps.append(Step(spec, state, "run", state.reason))
+            # A stale stage, or one after a stage that reruns, starts over: e.g. training must
+            # not resume checkpoints made from other data. Only a stage interrupted with its
+            # inputs unchanged keeps what it can (checkpoints, finished shards).
+            fresh = state.status == "stale" or (rerun is not None and state.status == "interrupted")
+            steps.append(Step(spec, state, "run", state.reason, fresh=fresh))
         rerun = rerun or spec.name
     return steps
 
@@ -139,7 +144,11 @@ def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState
     out = pipe.layout.dir(spec.name)
     m = read_manifest(out)
     if m is None:
-        return stage_state(pipe, spec)  # not run / interrupted: that is reason enough
+        state = stage_state(pipe, spec)
+        if state.status == "interrupted":
+            return StageState(spec.name, out, "interrupted", f"interrupted, and upstream stage {upstream} reruns",
+                              None)
+        return state
     return StageState(spec.name, out, "stale", f"upstream stage {upstream} reruns", m)
 
 
@@ -162,7 +171,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
             _check_inputs(pipe, step.spec)
             say(f"{name}: running ({step.why})")
             base = cluster.runtime() if step.spec.data else cluster.close()
-            rt = Runtime(workers=base.workers, scheduler=base.scheduler, force=step.why == "forced")
+            rt = Runtime(workers=base.workers, scheduler=base.scheduler, force=step.fresh)
             t0 = time.monotonic()
             with _stage_errors(name):
                 result = step.spec.call(step.spec.func(), pipe.layout, name, pipe.configs[name], rt)

@@ -30,7 +30,21 @@ def _row(step: Step) -> dict[str, Any]:
         "bytes": sum(int(o.get("bytes") or 0) for o in outputs) if m else None,
         "files": len(outputs) if m else None,
         "finished": m.get("finished"),
+        "result": result_summary(m) if m else None,
     }
+
+
+def result_summary(m: dict[str, Any]) -> str | None:
+    """The figure a stage is for, from its manifest: tokens written, vocabulary, final loss."""
+    if m.get("final_loss") is not None:
+        text = f"loss {m['final_loss']:.3f} after {m.get('steps', '?')} steps"
+        return text + (f", val bpb {m['val_bpb']:.3f}" if m.get("val_bpb") is not None else "")
+    totals = m.get("totals")
+    if isinstance(totals, dict) and "train" in totals:
+        return f"{totals['train'].get('tokens', 0):,} train / {totals.get('val', {}).get('tokens', 0):,} val tokens"
+    if m.get("stage") == "tokenizer" and m.get("vocab_size"):
+        return f"vocabulary {m['vocab_size']:,}"
+    return None
 
 
 def human_bytes(n: int | None) -> str:
@@ -53,10 +67,10 @@ def _counts(c: dict[str, Any] | None) -> str:
 
 def format_status(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: stage, state, documents, time, size, and the reason when not done."""
-    header = ("stage", "state", "documents", "time", "size")
+    header = ("stage", "state", "documents", "time", "size", "result")
     table = [header] + [
         (r["stage"], r["status"], _counts(r["counts"]),
-         "-" if r["seconds"] is None else f"{r['seconds']:.1f}s", human_bytes(r["bytes"]))
+         "-" if r["seconds"] is None else f"{r['seconds']:.1f}s", human_bytes(r["bytes"]), r["result"] or "")
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

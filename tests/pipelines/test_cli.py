@@ -35,7 +35,7 @@ def test_run_then_up_to_date_then_status(tmp_path):
     r = invoke("status", str(p))
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["stage", "state", "documents", "time", "size"]
+    assert lines[0].split() == ["stage", "state", "documents", "time", "size", "result"]
     assert lines[1].split()[:6] == ["read", "done", "3", "in,", "2", "kept,"]
     assert "why:" not in r.stdout
 

@@ -121,7 +121,7 @@ def test_reduced_demo_pipeline_runs_then_is_up_to_date(tmp_path):
     text = DEMO_PIPELINE.read_text()
     for old, new in (('model = "mini"', 'model = "tiny"'), ("max_steps = 300", "max_steps = 6"),
                      ("vocab_size = 4096", "vocab_size = 512"), ("seq_len = 128", "seq_len = 64"),
-                     ("batch_tokens = 2048", "batch_tokens = 512"), ("every = 50", "every = 3"),
+                     ("batch_tokens = 1024", "batch_tokens = 512"), ("every = 50", "every = 3"),
                      ('inputs = ["../data/demo/demo-corpus.jsonl.gz"]', f'inputs = ["{CORPUS}"]')):
         assert old in text, old
         text = text.replace(old, new)
@@ -140,8 +140,11 @@ def test_reduced_demo_pipeline_runs_then_is_up_to_date(tmp_path):
     assert [line.split(":")[0] for line in r.stderr.splitlines() if ": up to date (" in line] == [
         "ingest", "dedup", "tokenizer", "shards", "train"]
     r = invoke("status", str(p), "--root", str(tmp_path / "out"), "--json")
-    assert {s["stage"]: s["status"] for s in json.loads(r.stdout)["stages"]} == dict.fromkeys(
+    rows = {s["stage"]: s for s in json.loads(r.stdout)["stages"]}
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
         ("ingest", "dedup", "tokenizer", "shards", "train"), "done")
+    assert rows["tokenizer"]["result"] == "vocabulary 512"
+    assert rows["train"]["result"].startswith("loss ") and " after 6 steps, val bpb " in rows["train"]["result"]
 
     from gristmill.pipelines.demo import show_demo
     from gristmill.pipelines.spec import load_pipeline

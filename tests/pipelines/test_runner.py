@@ -145,3 +145,30 @@ def test_a_stale_stage_outside_the_range_is_reported_not_run(tmp_path):
     outcomes = run_pipeline(pipe, start="count", say=said.append)
     assert actions(outcomes) == {"read": "outside", "case": "outside", "count": "up to date"}
     assert "read: not selected, but stale (config changed: min_chars)" in said
+
+
+def test_stale_stages_start_over_and_interrupted_ones_may_resume(tmp_path, monkeypatch):
+    import dataclasses
+
+    seen: dict[str, bool] = {}
+
+    def spy(spec):
+        def call(fn, layout, stage, cfg, rt):
+            seen[stage] = rt.force
+            return spec.call(fn, layout, stage, cfg, rt)
+        return dataclasses.replace(spec, call=call)
+
+    registry = tuple(spy(s) for s in FAKE_STAGES)
+    path = write_pipeline(tmp_path)
+    run_pipeline(load_pipeline(path, registry=registry))
+    assert seen == {"read": False, "case": False, "count": False}  # nothing to start over from
+    seen.clear()
+    (tmp_path / "out" / "03-count" / "manifest.json").unlink()  # count was interrupted
+    run_pipeline(load_pipeline(path, registry=registry))
+    assert seen == {"count": False}  # same inputs: it may reuse what it had done
+    seen.clear()
+    (tmp_path / "out" / "03-count" / "manifest.json").unlink()
+    pipe = load_pipeline(write_pipeline(tmp_path, upper="false"), registry=registry)
+    assert plan(pipe)[2].why == "interrupted, and upstream stage case reruns"
+    run_pipeline(pipe)
+    assert seen == {"case": True, "count": True}  # its input changed: nothing to reuse
