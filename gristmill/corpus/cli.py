@@ -120,7 +120,8 @@ def clean(inp: Path, out: Path, languages: str | None, min_lang_score: float | N
 @click.option("--num-perm", type=click.IntRange(min=1), default=None,
               help="Most hash functions when bands x rows are chosen from --threshold [112].")
 @click.option("--verify/--no-verify", default=None,
-              help="Check each candidate pair's exact Jaccard before removing [verify].")
+              help="Check each candidate pair's exact Jaccard before removing; candidates are "
+                   "always checked against their MinHash estimate [no-verify].")
 @click.option("--show-lsh", is_flag=True, help="Print the bands x rows and S-curve for these options, and exit.")
 @clikit.config_option
 @clikit.dask_options

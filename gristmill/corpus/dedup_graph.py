@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 EXAMPLES = 3
 # Documents per scan task: a large part is hashed by several workers at once.
 UNIT_ROWS = 2048
+# A candidate pair is dropped when its signatures agree on fewer than threshold - this.
+SIGNATURE_SLACK = 0.1
 # Documents per shuffle partition (each holds a few rows per document: keys, buckets, edges).
 SHUFFLE_ROWS = 50_000
 _EDGE_J = pd.DataFrame({"u": pd.Series(dtype="int64"), "v": pd.Series(dtype="int64"),
@@ -140,8 +142,11 @@ def _candidates(client: Any, plan: DedupPlan, docs: Any, report: dict[str, Any],
                 .map_partitions(_bucket_local, cfg.mode == "both", meta=_EDGE_J)
                 .drop_duplicates(subset=["u", "v"], split_out=n).persist())
         report["candidate_pairs"] = int(len(cand))
+        if report["candidate_pairs"]:
+            cand = _estimate(plan, docs, cand).persist()
+        report["estimated_pairs"] = int(len(cand))
         timings["candidates"] = time.monotonic() - t
-        if cfg.verify and report["candidate_pairs"]:
+        if cfg.verify and report["estimated_pairs"]:
             t = time.monotonic()
             cand = _verify(client, plan, cand).persist()
             report["verified_pairs"] = int(len(cand))
@@ -179,6 +184,27 @@ def _bucket_local(df: pd.DataFrame, by_xhash: bool) -> pd.DataFrame:
     dup = key != first
     u, v = np.minimum(first[dup], key[dup]), np.maximum(first[dup], key[dup])
     return pd.DataFrame({"u": u, "v": v, "jaccard": np.nan}).drop_duplicates(["u", "v"])
+
+
+def _estimate(plan: DedupPlan, docs: Any, cand: Any) -> Any:
+    """Keep candidate pairs whose signatures agree on at least ``threshold - SIGNATURE_SLACK`` of
+    their minima: drops LSH false positives (pairs sharing a band by chance) cheaply, with a
+    margin of about three standard errors so that true duplicates are not lost to noise."""
+    sig = docs[["key", "sig"]]
+    pairs = cand[["u", "v"]].merge(sig.rename(columns={"key": "u", "sig": "su"}), on="u")
+    pairs = pairs.merge(sig.rename(columns={"key": "v", "sig": "sv"}), on="v")
+    return pairs.map_partitions(_estimate_local, plan.config.threshold - SIGNATURE_SLACK, meta=_EDGE_J)
+
+
+def _estimate_local(df: pd.DataFrame, floor: float) -> pd.DataFrame:
+    if df.empty:
+        return _EDGE_J.copy()
+    a = np.frombuffer(b"".join(df.su), np.uint64).reshape(len(df), -1)
+    b = np.frombuffer(b"".join(df.sv), np.uint64).reshape(len(df), -1)
+    j = minhash.estimated_jaccard(a, b)
+    keep = j >= floor
+    out = pd.DataFrame({"u": df.u.to_numpy()[keep], "v": df.v.to_numpy()[keep], "jaccard": j[keep]})
+    return out.sort_values(["u", "v"], ignore_index=True)
 
 
 def _verify(client: Any, plan: DedupPlan, cand: Any) -> Any:
@@ -235,7 +261,7 @@ def _keeper_local(df: pd.DataFrame) -> pd.DataFrame:
 def _removed(plan: DedupPlan, assigned: Any, near: Any) -> Any:
     """(key, part, reason, duplicate_of, detail) for every document that is not its cluster's keeper."""
     gone = assigned[assigned.id != assigned.keeper]
-    if near is not None and plan.config.verify:
+    if near is not None:
         both = near[["u", "v", "jaccard"]]
         best = (dd_concat([both[["u", "jaccard"]].rename(columns={"u": "key"}),
                            both[["v", "jaccard"]].rename(columns={"v": "key"})])
@@ -261,11 +287,11 @@ def _removed_local(df: pd.DataFrame, plan: DedupPlan) -> pd.DataFrame:
     for same, size, j in zip(df.same_text, df["size"], df.jaccard):
         if same:
             details.append(f"identical text after normalization; cluster of {size}")
-        elif j == j:  # not NaN: a verified near edge touches this document
-            details.append(f"Jaccard {j:.3f} to its closest neighbour (verified); cluster of {size}")
+        elif j == j:  # not NaN: a near edge touches this document
+            how = "verified" if verified else "estimated from signatures"
+            details.append(f"Jaccard {j:.3f} to its closest neighbour ({how}); cluster of {size}")
         else:
-            details.append(f"{'same text as a near duplicate' if verified else 'LSH candidate, not verified'}"
-                           f"; cluster of {size}")
+            details.append(f"same text as a near duplicate; cluster of {size}")
     return pd.DataFrame({"key": df.key.to_numpy(), "part": plan.part_of(df.key.to_numpy()),
                          "reason": np.where(df.same_text.to_numpy(), "exact_duplicate", "near_duplicate"),
                          "duplicate_of": df.keeper.to_numpy(), "detail": details})

@@ -80,8 +80,9 @@ def scan_part(path: Path, start: int, stop: int, offset: int, docs_out: Path, ba
         xh = exact_hashes(texts)
         stats["docs"] += n
         stats["bytes"] += int(pc.sum(pc.binary_length(texts.cast(pa.large_binary()))).as_py() or 0)
-        docs.append(pa.table({"key": keys, "id": batch.column("id").cast(pa.string()), "xhash": xh}))
+        cols = {"key": keys, "id": batch.column("id").cast(pa.string()), "xhash": xh}
         if spec is None:
+            docs.append(pa.table(cols))
             continue
         sh = minhash.doc_shingles(texts, shingle=spec.shingle, ngram=spec.ngram, langs=langs)
         if spec.shingle == "auto":
@@ -89,6 +90,9 @@ def scan_part(path: Path, start: int, stop: int, offset: int, docs_out: Path, ba
         has = sh.lengths > 0
         stats["no_shingles"] += int((~has).sum())
         sig = minhash.signatures(sh, spec.bands * spec.rows)
+        # Kept to estimate each candidate pair's Jaccard without rereading the texts.
+        cols["sig"] = pa.array([row.tobytes() for row in sig], pa.binary())
+        docs.append(pa.table(cols))
         bh = minhash.band_hashes(sig[has], spec.bands, spec.rows)  # (docs with shingles, bands)
         m = int(has.sum())
         bands.append(pa.table({
@@ -97,7 +101,8 @@ def scan_part(path: Path, start: int, stop: int, offset: int, docs_out: Path, ba
             "key": np.repeat(keys[has], spec.bands),
             "xhash": np.repeat(xh[has], spec.bands),
         }))
-    docs_schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("xhash", pa.int64())])
+    docs_schema = pa.schema([("key", pa.int64()), ("id", pa.string()), ("xhash", pa.int64())]
+                            + ([("sig", pa.binary())] if spec is not None else []))
     pq.write_table(pa.concat_tables(docs) if docs else docs_schema.empty_table(), docs_out)
     if bands_out is not None:
         bands_schema = pa.schema([("band", pa.int16()), ("bucket", pa.int64()), ("key", pa.int64()),

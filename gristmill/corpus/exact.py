@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
-# Python's str.isspace() set, for RE2: ASCII controls, \x1c-\x1f, NEL and every Unicode separator.
-_SPACE = r"[\t\n\v\f\r\x{1c}-\x{1f}\x{85}\p{Z}]+"
 
 
-def normalize_exact(texts: pa.Array) -> pa.Array:
-    """NFC, runs of whitespace collapsed to one space, trimmed; nulls become ""."""
-    t = pc.fill_null(texts.cast(pa.large_string()), "")
-    t = pc.replace_substring_regex(pc.utf8_normalize(t, "NFC"), _SPACE, " ")
-    return pc.utf8_trim(t, " ")
+def normalize_exact(text: str | None) -> str:
+    """NFC, every run of whitespace (``str.isspace``) collapsed to one space, trimmed; None is ""."""
+    # str.split() and unicodedata's quick check run in C: faster here than Arrow's regex kernels.
+    return " ".join(unicodedata.normalize("NFC", text).split()) if text else ""
 
 
 def exact_hashes(texts: pa.Array) -> np.ndarray:
     """int64 view of the xxh64 of each normalised text (so two texts equal after
     normalisation get the same key)."""
-    norm = normalize_exact(texts)
-    h = np.fromiter((xxhash.xxh64_intdigest(s.encode()) for s in norm.to_pylist()),
-                    dtype=np.uint64, count=len(norm))
+    h = np.fromiter((xxhash.xxh64_intdigest(normalize_exact(s).encode()) for s in texts.to_pylist()),
+                    dtype=np.uint64, count=len(texts))
     return h.view(np.int64)

@@ -84,7 +84,7 @@ def small_corpus() -> list[dict]:
 
 def test_exact_and_near_duplicates_keep_the_smallest_id(rt: Runtime, tmp_path: Path, small_corpus: list[dict]) -> None:
     inp = write_dataset(tmp_path / "in", small_corpus, nparts=3)
-    res = dedup(inp, tmp_path / "out", DedupConfig(), rt)
+    res = dedup(inp, tmp_path / "out", DedupConfig(verify=True), rt)
     removed = read_removed(tmp_path / "out")
     kept_ids = [d["id"] for d in read_kept(tmp_path / "out")]
     assert removed["z-exact-ws"]["reason"] == "exact_duplicate"
@@ -104,6 +104,7 @@ def test_exact_and_near_duplicates_keep_the_smallest_id(rt: Runtime, tmp_path: P
     rep = res.manifest["dedup"]
     assert rep["clusters"] == 4 and rep["largest_cluster"] == 2
     assert rep["lsh"]["bands"] * rep["lsh"]["rows"] <= 112
+    assert rep["candidate_pairs"] >= rep["estimated_pairs"] >= rep["verified_pairs"] == 1
 
 
 def test_exact_mode_leaves_near_copies(rt: Runtime, tmp_path: Path, small_corpus: list[dict]) -> None:
@@ -119,7 +120,7 @@ def test_near_mode_without_verification(rt: Runtime, tmp_path: Path, small_corpu
     res = dedup(inp, tmp_path / "out", DedupConfig(mode="near", verify=False), rt)
     removed = read_removed(tmp_path / "out")
     assert removed["y-near"]["reason"] == "near_duplicate"
-    assert "not verified" in removed["y-near"]["detail"]
+    assert "estimated from signatures" in removed["y-near"]["detail"]
     # Identical texts are found by MinHash too, and reported as what they are.
     assert removed["z-exact-ws"]["reason"] == "exact_duplicate"
     assert res.counts.reconciles and "verified_pairs" not in res.manifest["dedup"]
