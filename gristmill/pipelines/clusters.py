@@ -104,8 +104,10 @@ def data_runtime(cfg: ClusterConfig, *, inputs: Sequence[Path], root: Path,
     if cfg.kind == "local":
         n = cfg.workers or default_workers()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
+        # port, instead of warning when another cluster holds 8787.
         with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
             say(f"cluster: local, {n} worker processes")
             yield Runtime(scheduler=cluster.scheduler_address)
         return
