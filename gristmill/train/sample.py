@@ -150,9 +150,8 @@ def generate(model: GPT, prompt_ids: list[int], config: SamplingConfig, *, eos_i
             on_token(tid)
         if step == budget - 1:
             break
-        if cache is not None:
-            logits, _ = model(token.view(1, 1), kv_cache=cache, start_pos=seq.size(1))
-            seq = torch.cat([seq, token.view(1, 1)], dim=1)
+        if cache is not None:  # feed only the new token; earlier keys/values are in the cache
+            logits, _ = model(token.view(1, 1), kv_cache=cache, start_pos=len(prompt_ids) + step)
         else:
             seq = torch.cat([seq, token.view(1, 1)], dim=1)
             logits, _ = model(seq)
