@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from gristmill.errors import ConfigError, GristmillError
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
 from gristmill.train.config import SourceConfig, TrainConfig
-from gristmill.train.distributed import (DistInfo, all_reduce, barrier, broadcast_object, grad_sync,
-                                         init_distributed, shutdown, strategy_for, wrap_model)
+from gristmill.train.distributed import (DistInfo, StopFlag, all_reduce, barrier, broadcast_object,
+                                         grad_sync, init_distributed, shutdown, strategy_for, wrap_model)
 from gristmill.train.loader import (Batch, MixtureSampler, ShardSource, TrainLoader, open_source,
                                     val_batches, val_starts)
 from gristmill.train.metrics import Console, MetricsLog, memory_gib, peak_flops, plot_loss
@@ -78,30 +77,6 @@ def open_sources(data: Path | None, config: TrainConfig) -> list[ShardSource]:
     for s in sources:
         s.cut(config.seq_len, config.data.doc_aligned)
     return sources
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a request to checkpoint and stop; a second signal aborts."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.warning("signal %d: saving a checkpoint after this step (again to abort)", signum)
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class _Run:
@@ -214,17 +189,18 @@ class _Run:
     def loop(self, start: int) -> int:
         c = self.config
         console = Console(self.info.is_main, c.max_steps, start, c.logging.log_every, c.logging.progress)
-        saved = start if start else -1
+        if start:
+            console.note(f"resuming at step {start} of {c.max_steps}")
         batches = self.loader.iterate(start, c.max_steps)
         try:
-            with _StopFlag() as flag:
+            with StopFlag() as flag:
                 for step in range(start + 1, c.max_steps + 1):
                     stop = self.train_step(step, batches, flag, console)
-                    if c.logging.val_every and step % c.logging.val_every == 0 and step < c.max_steps:
+                    # validation precedes the checkpoint of its step, so a resume keeps its record
+                    if step == c.max_steps or (c.logging.val_every and step % c.logging.val_every == 0):
                         self.validate(step, console)
                     if stop or (c.checkpoint.every and step % c.checkpoint.every == 0) or step == c.max_steps:
                         self.save(step)
-                        saved = step
                     if stop:
                         console.note(f"interrupted: checkpoint saved at step {step}")
                         raise TrainingInterrupted(
@@ -233,9 +209,6 @@ class _Run:
         finally:
             console.close()
             batches.close()
-        if saved != c.max_steps:  # resumed at the end: the last checkpoint is already there
-            self.save(c.max_steps)
-        self.validate(c.max_steps, console)
         return c.max_steps
 
     def _to_device(self, a: np.ndarray | None) -> torch.Tensor | None:
@@ -254,7 +227,7 @@ class _Run:
                                   segment_ids=self._to_device(b.segment_ids))
         return loss
 
-    def train_step(self, step: int, batches: Any, flag: _StopFlag, console: Console) -> bool:
+    def train_step(self, step: int, batches: Any, flag: StopFlag, console: Console) -> bool:
         """One optimizer step (``step`` is 1-based); returns whether every rank should stop."""
         c, t0 = self.config, time.perf_counter()
         micro = next(batches)
