@@ -211,3 +211,16 @@ def test_sigkill_then_resume_and_ctrl_c_give_bitwise_identical_losses(tmp_path):
 
     a, b = load_file(str(ref / "model.safetensors")), load_file(str(stopped / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_activation_checkpointing_changes_memory_not_results(tmp_path, shards):
+    from safetensors.torch import load_file
+
+    base = TrainConfig(max_steps=3, **{**FAST, "logging": LoggingConfig(val_every=0)})
+    ac = TrainConfig(max_steps=3, **{**FAST, "logging": LoggingConfig(val_every=0),
+                                     "parallel": ParallelConfig(threads=1, activation_checkpointing=True)})
+    train(shards, tmp_path / "a", base, Runtime())
+    train(shards, tmp_path / "b", ac, Runtime())
+    assert losses(tmp_path / "a") == pytest.approx(losses(tmp_path / "b"), rel=1e-6)
+    wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys()  # GPT.state_dict() names, without the wrapper's prefix
