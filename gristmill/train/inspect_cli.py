@@ -168,13 +168,13 @@ def embeddings_cmd(run_dir: Path, word: str | None, analogy: tuple[str, str, str
     plot_words: list[str] = []
     if word:
         wv, found = ins.nearest(run, word, k=k)
-        _say_word(wv)
+        _say_word(wv, report)
         report["nearest"] = _neighbours(found, as_json, header=f"nearest to {word!r}")
         plot_words = [word] + [n.token.strip() for n in found if n.token.strip()]
     if analogy:
         wvs, found = ins.analogy(run, *analogy, k=k)
         for wv in wvs:
-            _say_word(wv)
+            _say_word(wv, report)
         a, b, c = analogy
         report["analogy"] = _neighbours(found, as_json, header=f"{a} : {b} :: {c} : ?")
         plot_words = [a, b, c] + [n.token.strip() for n in found[:1] if n.token.strip()]
@@ -182,7 +182,7 @@ def embeddings_cmd(run_dir: Path, word: str | None, analogy: tuple[str, str, str
         chosen = [w.strip() for w in words.split(",") if w.strip()] if words else plot_words
         placed = ins.plot_embeddings(run, list(dict.fromkeys(chosen)), plot)
         for wv in (p[0] for p in placed):
-            _say_word(wv)
+            _say_word(wv, report)
         report["plot"] = {"file": str(plot), "points": [{"word": wv.word, "x": x, "y": y, "tokens": list(wv.tokens)}
                                                          for wv, x, y in placed]}
         echo_err(f"wrote {plot} ({len(placed)} words, PCA of their embeddings)")
@@ -190,7 +190,12 @@ def embeddings_cmd(run_dir: Path, word: str | None, analogy: tuple[str, str, str
         emit_json(report)
 
 
-def _say_word(wv: Any) -> None:
+def _say_word(wv: Any, report: dict[str, Any]) -> None:
+    """Record how a word was looked up; tell the user when it is an average of several tokens."""
+    words = report.setdefault("words", {})
+    if wv.word in words:
+        return
+    words[wv.word] = {"ids": list(wv.ids), "tokens": list(wv.tokens), "averaged": wv.averaged}
     if wv.averaged:
         toks = ", ".join(repr(t) for t in wv.tokens)
         echo_err(f"note: {wv.word!r} is {len(wv.ids)} tokens ({toks}); using the mean of their embeddings")

@@ -200,8 +200,11 @@ def test_inspect_commands(run_dir, tmp_path):
     assert "mean of their embeddings" in emb.stderr  # multi-token word: said so
     assert (tmp_path / "e.png").read_bytes()[:8] == PNG
     assert len([l for l in emb.stdout.splitlines() if l.startswith("  ")]) == 4
-    ana = invoke("inspect", "embeddings", run_dir, "--analogy", "man", "king", "woman", "--json")
-    assert ana.exit_code == 0 and len(json.loads(ana.stdout)["analogy"]) == 10
+    ana = invoke("inspect", "embeddings", run_dir, "--analogy", "man", "king", "Quetzalcoatlxyz", "--json")
+    assert ana.exit_code == 0, ana.output
+    data = json.loads(ana.stdout)
+    assert len(data["analogy"]) == 10 and set(data["words"]) == {"man", "king", "Quetzalcoatlxyz"}
+    assert data["words"]["Quetzalcoatlxyz"]["averaged"] and len(data["words"]["Quetzalcoatlxyz"]["ids"]) > 1
     nothing = invoke("inspect", "embeddings", run_dir)
     assert nothing.exit_code == 2 and "--nearest" in nothing.output
 

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gristmill.errors import InputError
 from gristmill.train.run import load_run
@@ -130,6 +132,15 @@ def test_stream_decoder_holds_partial_utf8(run):
     assert "".join(pieces) == text
     # the byte-level vocabulary is small, so some characters span several tokens
     assert any(p == "" for p in pieces[:-1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=40))
+def test_stream_decoder_round_trips_any_text(run, text):  # run is module-scoped, as @given requires
+    decoder = StreamDecoder(run.decode)
+    pieces = [decoder.push(t) for t in run.encode(text)] + [decoder.flush()]
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in p for p in pieces) or "\ufffd" in text
 
 
 def test_streamed_text_equals_final_text(run):
