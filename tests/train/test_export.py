@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from gristmill.cli import cli
 from gristmill.train.export import export_hf, hf_name
@@ -73,5 +74,9 @@ def test_cli_export_refuses_nonempty_output_and_writes_config(tmp_path):
     assert summary["output"] == str(out) and not (out / "keep.txt").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and config["hidden_size"] == 64
+    half = runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
+    assert half.exit_code == 0, half.output
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    assert {t.dtype for t in load_file(str(tmp_path / "bf16" / "model.safetensors")).values()} == {torch.bfloat16}
     missing = runner.invoke(cli, ["export", "hf", str(tmp_path / "nope"), "-o", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "run directory not found" in missing.output
