@@ -132,6 +132,9 @@ def generate(model: GPT, prompt_ids: list[int], config: SamplingConfig, *, eos_i
     result = GenerationResult(prompt_ids=list(prompt_ids))
     seq = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
     budget = min(config.max_new_tokens, limit - len(prompt_ids))
+    if budget < config.max_new_tokens:
+        log.info("the context (%d) leaves room for %d new tokens after a %d-token prompt",
+                 limit, budget, len(prompt_ids))
     cache = KVCache(model.config, 1, min(limit, len(prompt_ids) + budget), device=device,
                     dtype=model.embed_tokens.weight.dtype) if use_cache else None
     started = time.perf_counter()
