@@ -9,7 +9,9 @@ and nothing before it. A stage killed mid-way left no manifest, so the next run 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,7 +30,8 @@ from gristmill.stage import Runtime, StageResult
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
-Status = Literal["done", "stale", "not run", "interrupted"]
+Status = Literal["done", "stale", "not run", "interrupted", "running"]
+LOCK = ".gristmill-run.lock"  # held by the `gristmill run` writing to a root (released on any exit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
     """Run the planned stages in order; returns what happened to each stage."""
     steps = plan(pipe, start=start, stop=stop, force=force)
     outcomes: list[Outcome] = []
-    with _DataCluster(pipe, say) as cluster:
+    with root_lock(pipe.layout.root), _DataCluster(pipe, say) as cluster:
         for step in steps:
             name, out = step.spec.name, pipe.layout.dir(step.spec.name)
             if step.action != "run":
@@ -210,6 +213,42 @@ class _DataCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+@contextmanager
+def root_lock(root: Path) -> Iterator[None]:
+    """Only one run writes to a root at a time; the lock dies with the process, even on SIGKILL."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise GristmillError(f"another `gristmill run` (pid {f.read().strip() or '?'}) is writing to "
+                                 f"{root}; wait for it to finish, or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def running_pid(root: Path) -> str | None:
+    """The pid of the `gristmill run` writing to ``root`` now, if any."""
+    try:
+        f = open(root / LOCK)
+    except FileNotFoundError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "?"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
 
 
 def _check_inputs(pipe: PipelineConfig, spec: StageSpec) -> None:

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from gristmill.pipelines.runner import Step, plan
+from gristmill.pipelines.runner import Step, plan, running_pid
 from gristmill.pipelines.spec import PipelineConfig
 
 
 def status_rows(pipe: PipelineConfig) -> list[dict[str, Any]]:
     """One row per enabled stage: its state, why, and what its manifest recorded."""
-    return [_row(step) for step in plan(pipe)]
+    pid = running_pid(pipe.layout.root)
+    return [_row(step, pid) for step in plan(pipe)]
 
 
-def _row(step: Step) -> dict[str, Any]:
+def _row(step: Step, running: str | None) -> dict[str, Any]:
     st, m = step.state, step.state.manifest or {}
-    reason = st.reason
+    reason, status = st.reason, st.status
+    if running and status == "interrupted":  # not interrupted: a run is at work in it
+        status, reason = "running", f"`gristmill run` (pid {running}) is at work"
     if reason.startswith("upstream stage ") and reason.endswith(" reruns"):
         reason = reason.replace(" reruns", " is not up to date")
     outputs = m.get("outputs") or []
     counts = m.get("counts")
     return {
         "stage": st.name,
-        "status": st.status,
-        "reason": None if st.status == "done" else reason,
+        "status": status,
+        "reason": None if status == "done" else reason,
         "output": str(st.out),
         "counts": counts,
         "seconds": m.get("seconds"),

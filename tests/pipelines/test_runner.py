@@ -172,3 +172,31 @@ def test_stale_stages_start_over_and_interrupted_ones_may_resume(tmp_path, monke
     assert plan(pipe)[2].why == "interrupted, and upstream stage case reruns"
     run_pipeline(pipe)
     assert seen == {"case": True, "count": True}  # its input changed: nothing to reuse
+
+
+def test_one_run_per_root_at_a_time(tmp_path):
+    import subprocess
+    import sys
+
+    from gristmill.pipelines.runner import LOCK, root_lock, running_pid
+
+    pipe = load(write_pipeline(tmp_path))
+    root = tmp_path / "out"
+    assert running_pid(root) is None
+    # Another process holds the root (as a live `gristmill run` would).
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from gristmill.pipelines.runner import root_lock\n"
+        f"with root_lock(Path({str(root)!r})):\n    print('locked', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert running_pid(root) == str(holder.pid)
+        with pytest.raises(GristmillError, match=rf"another `gristmill run` \(pid {holder.pid}\) is writing"):
+            run_pipeline(pipe)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert running_pid(root) is None  # a killed run leaves no stale lock
+    assert actions(run_pipeline(pipe))["read"] == "ran"
+    with root_lock(root):
+        assert (root / LOCK).read_text().strip() != ""
