@@ -159,9 +159,9 @@ def demo(root: Path, workers: int | None, force: tuple[str, ...], dry_run: bool,
       gristmill demo -o demo-output
       gristmill status demo-output/pipeline.toml
     """
-    from gristmill.pipelines.demo import show_demo
+    from gristmill.pipelines.demo import show_demo, write_demo_pipeline
 
-    pipe = _load(DEMO_PIPELINE, root, workers)
+    pipe = _load(write_demo_pipeline(DEMO_PIPELINE, root), None, workers)
     outcomes = _execute(pipe, None, None, force, dry_run, as_json=False)
     if outcomes is None:
         return

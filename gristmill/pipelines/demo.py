@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gristmill.manifest import read_manifest
+from gristmill.manifest import atomic_write_bytes, read_manifest
 from gristmill.pipelines.spec import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 # The file a reader should open first in each stage's output.
 _KEY_FILES = {"tokenizer": "tokenizer.json", "shards": "manifest.json", "train": "model.safetensors"}
+
+
+def write_demo_pipeline(shipped: Path, root: Path) -> Path:
+    """Copy the shipped demo pipeline to ROOT/pipeline.toml, pointing at ROOT and the shipped corpus,
+    so that `gristmill status|run ROOT/pipeline.toml` work on the demo and it can be edited."""
+    root = root.resolve()
+    corpus = (shipped.parent / "../data/demo/demo-corpus.jsonl.gz").resolve()
+    text, n_root = re.subn(r'(?m)^root = ".*"$', 'root = "."', shipped.read_text(), count=1)
+    text, n_inputs = re.subn(r"(?m)^inputs = \[.*\]$", f"inputs = [{json.dumps(str(corpus))}]", text, count=1)
+    assert n_root == n_inputs == 1, "the demo pipeline's root and inputs lines have moved"
+    path = root / "pipeline.toml"
+    root.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_bytes(path, text.encode())
+    return path
 
 
 def artifacts(pipe: PipelineConfig) -> dict[str, str]:
@@ -55,6 +72,6 @@ def show_demo(pipe: PipelineConfig, *, prompt: str,
     say(prompt + text)
     say("")
     say(f"more: gristmill generate {train_dir} --prompt 'KING HENRY:' --temperature 0.8")
-    say(f"      gristmill status {pipe.path} --root {pipe.layout.root}")
+    say(f"      gristmill status {pipe.path}")
     result["sample"] = {"prompt": prompt, "text": text}
     return result

@@ -161,6 +161,12 @@ def test_demo_command_plans_the_shipped_pipeline(tmp_path):
     assert [line.split()[0] for line in r.stderr.splitlines()] == ["ingest", "dedup", "tokenizer", "shards",
                                                                     "train"]
     assert not (tmp_path / "demo" / "01-ingest").exists()
+    # The demo's own copy of its pipeline, for `gristmill status|run DIR/pipeline.toml`
+    r = invoke("status", str(tmp_path / "demo" / "pipeline.toml"), "--json")
+    assert r.exit_code == 0, r.output
+    status = json.loads(r.stdout)
+    assert status["root"] == str(tmp_path / "demo")
+    assert [s["status"] for s in status["stages"]] == ["not run"] * 5
 
 
 def _wait_for(proc: subprocess.Popen, cond, what: str, timeout: float = 240) -> None:
