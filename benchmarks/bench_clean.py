@@ -50,7 +50,7 @@ DATATROVE_SCRIPT = textwrap.dedent('''
     IN, OUT, WORKERS, TASKS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     if __name__ == "__main__":
         if len(sys.argv) > 5:  # explain: first failing filter for the listed ids
-            ids = set(open(sys.argv[5]).read().split())
+            ids = set(open(sys.argv[5]).read().splitlines())
             from datatrove.data import Document
             reasons = {}
             for path in sorted(__import__("glob").glob(f"{IN}/*.jsonl")):
@@ -137,7 +137,7 @@ def main() -> None:
 
 def report_agreement(w: Path, args: argparse.Namespace, name: str, explain: bool) -> None:
     all_ids = [json.loads(line)["id"] for p in sorted((w / "jsonl").glob("*.jsonl")) for line in open(p)]
-    dt_kept = {i for p in (w / "dt").glob("kept-*.txt") for i in p.read_text().split()}
+    dt_kept = {i for p in (w / "dt").glob("kept-*.txt") for i in p.read_text().splitlines()}
     gm_kept = {i for p in sorted((w / name).glob("part-*.parquet"))
                for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()}
     gm_reason = {r["id"]: r["reason"] for p in sorted((w / name / "removed").glob("part-*.parquet"))

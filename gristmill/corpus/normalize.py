@@ -2,13 +2,14 @@
 
 Normalization never drops a document; :func:`normalize` returns the fixed text and the
 names of the fixes that changed it, so the stage can report how many documents each fix
-touched. Fixes run in this order:
+touched. The fixes:
 
-``mojibake``       UTF-8 read as Latin-1/Windows-1252 and similar, undone by ftfy's
-                   ``fix_encoding`` (only where ftfy is confident; pure-ASCII text is skipped).
 ``line_endings``   ``\\r\\n``, ``\\r``, form feed, vertical tab, U+0085/U+2028/U+2029 -> ``\\n``.
 ``control_chars``  C0/C1 control characters except ``\\n`` and ``\\t``, terminal colour
-                   escapes (``ESC[31m``) and byte-order marks are removed.
+                   escapes (``ESC[31m``) and byte-order marks are removed (C1 ones after
+                   the mojibake fix, which needs them).
+``mojibake``       UTF-8 read as Latin-1/Windows-1252 and similar, undone by ftfy's
+                   ``fix_encoding`` (only where ftfy is confident; pure-ASCII text is skipped).
 ``unicode_form``   Unicode NFC (or NFKC when configured: also folds full-width forms,
                    ligatures and compatibility characters).
 ``spaces``         runs of spaces inside a line become one space (indentation is kept, so
@@ -23,11 +24,12 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-FIXES = ("mojibake", "line_endings", "control_chars", "unicode_form", "spaces", "trim")
+FIXES = ("line_endings", "control_chars", "mojibake", "unicode_form", "spaces", "trim")
 
 _LINE_END_RE = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028\u2029]")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
+_C0_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_C1_RE = re.compile(r"[\x80-\x9f\ufeff]")
 _SPACE_RUN_RE = re.compile(r" {2,}")
 _TRAILING_RE = re.compile(r"[ \t]+(?=\n|\Z)")
 _ASCII_LINE_ENDS = ("\r", "\x0b", "\x0c")
@@ -52,13 +54,20 @@ def normalize(text: str, cfg: NormalizeConfig) -> tuple[str, list[str]]:
     if not cfg.enabled:
         return text, applied
     ascii_only = text.isascii()
-    if cfg.fix_mojibake and not ascii_only:
-        text = _apply(text, _fix_mojibake(text), "mojibake", applied)
+    # Line endings and C0 controls go first: they are never part of mojibake, and left in
+    # they hide it from ftfy until a second pass. C1 controls (U+0080-U+009F) go after the
+    # mojibake fix, which reads them as traces of a wrong Latin-1 decode.
     # Each fix first looks for its trigger with a cheap scan: most documents need none.
     if cfg.line_endings and (not ascii_only or any(c in text for c in _ASCII_LINE_ENDS)):
         text = _apply(text, _LINE_END_RE.sub("\n", text), "line_endings", applied)
-    if cfg.control_chars and _CONTROL_RE.search(text):
-        text = _apply(text, _strip_controls(text), "control_chars", applied)
+    if cfg.control_chars and _C0_RE.search(text):
+        text = _apply(text, _strip_c0(text), "control_chars", applied)
+    if cfg.fix_mojibake and not ascii_only:
+        text = _apply(text, _fix_mojibake(text), "mojibake", applied)
+    if cfg.control_chars and not ascii_only and _C1_RE.search(text):
+        text = _C1_RE.sub("", text)
+        if "control_chars" not in applied:
+            applied.append("control_chars")
     if cfg.unicode_form != "none" and not ascii_only and not unicodedata.is_normalized(cfg.unicode_form, text):
         text = _apply(text, unicodedata.normalize(cfg.unicode_form, text), "unicode_form", applied)
     if cfg.collapse_spaces:
@@ -80,10 +89,10 @@ def _fix_mojibake(text: str) -> str:
     return ftfy.fix_encoding(text)
 
 
-def _strip_controls(text: str) -> str:
+def _strip_c0(text: str) -> str:
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)
-    return _CONTROL_RE.sub("", text)
+    return _C0_RE.sub("", text)
 
 
 def _fix_spaces(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from pathlib import Path
@@ -106,3 +107,17 @@ def test_stage_is_identical_for_one_and_two_workers(tmp_path: Path) -> None:
     # Rerun with the same config: up to date, nothing recomputed.
     again = clean(inp, tmp_path / "one", cfg, Runtime(workers=1))
     assert again.up_to_date
+
+
+def test_units_slice_row_groups_in_order(tmp_path: Path) -> None:
+    from gristmill.corpus.apply import plan_units, run_unit
+
+    docs = [{"id": f"d{i}", "text": ENGLISH, "source": "t"} for i in range(10)]
+    inp = make_dataset(tmp_path / "in", docs, row_group=4)
+    units = plan_units(inp, rows_per_unit=3)
+    assert [(u.index, u.row_group, u.start, u.stop) for u in units] == [
+        (0, 0, 0, 3), (1, 0, 3, 4), (2, 1, 0, 3), (3, 1, 3, 4), (4, 2, 0, 2)]
+    (tmp_path / "tmp" / "removed").mkdir(parents=True)
+    res = run_unit(units[1], functools.partial(clean_table, config=CleanConfig()), str(tmp_path / "tmp"), None)
+    assert res.index == 1 and res.kept_rows == 1 and res.removed_sha256 is None
+    assert pq.read_table(tmp_path / "tmp" / "part-00001.parquet").column("id").to_pylist() == ["d3"]

@@ -151,10 +151,12 @@ def test_words_are_whitespace_tokens_with_punctuation_stripped() -> None:
     stats = TextStats('"Hello," she said (see e-mail 3.5 a/b/c). -- | 世界')
     assert stats.words == ["Hello", "she", "said", "see", "e-mail", "3.5", "a/b/c", "世", "界"]
     assert stats.n_symbol_tokens == 2 and stats.n_alpha_words == 8
+    # Edge runs  "  ,"  (  ).  --  |  -> one token per mark; "e-mail", "3.5" keep theirs.
+    assert stats.n_punct_tokens == 1 + 2 + 1 + 2 + 2 + 1
 
 
 def test_alpha_ratio_punctuation_mode_matches_spacy_style_counting() -> None:
-    text = " ".join(words(60)) + " f(x), g(y); h[z]." * 2  # 18 punctuation marks
+    text = " ".join(words(60)) + " (x)," * 6  # 6 more words, 18 punctuation tokens
     assert reasons(text) == []
     strict = dataclasses.replace(Q, alpha_ratio_counts_punctuation=True)
     assert reasons(text, strict) == ["gopher_alpha_ratio"]  # 66 / (66 + 18) < 0.8

@@ -124,7 +124,7 @@ def gopher_quality(stats: TextStats, cfg: GopherQualityConfig, lang: str | None 
         if ell > cfg.max_ellipsis_lines_ratio and fail(
                 "gopher_ellipsis_lines", f"ellipsis_lines={ell:.3f} > {cfg.max_ellipsis_lines_ratio}"):
             return out
-    others = stats.n_punct_chars if cfg.alpha_ratio_counts_punctuation else stats.n_symbol_tokens
+    others = stats.n_punct_tokens if cfg.alpha_ratio_counts_punctuation else stats.n_symbol_tokens
     alpha = stats.n_alpha_words / (n + others)
     if alpha < cfg.min_alpha_words_ratio and fail(
             "gopher_alpha_ratio", f"alpha_words={alpha:.3f} < {cfg.min_alpha_words_ratio}"):

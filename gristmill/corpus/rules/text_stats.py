@@ -33,7 +33,8 @@ WORD_RE = re.compile(rf"[{UNSEGMENTED}]|[^\s{UNSEGMENTED}]+")
 _STRIP = (string.punctuation + "“”‘’«»„‚‹›…–—―·•¡¿、，。！？；：（）《》〈〉【】「」『』〔〕［］｛｝"
           "＂＇，．：；！？")
 _HAS_ALPHA = re.compile(r"[^\W\d_]").search
-PUNCT_CHAR_RE = re.compile(r"[^\w\s]")
+# Punctuation at either end of a whitespace token (or a whole symbol token).
+EDGE_PUNCT_RE = re.compile(r"(?:(?<=\s)|^)[^\w\s]+|[^\w\s]+(?=\s|$)")
 UNSEGMENTED_RE = re.compile(rf"[{UNSEGMENTED}]")
 # A whitespace-delimited token made only of symbols/punctuation (no letter, digit or _).
 # (Starts with \s rather than a look-behind so the regex engine can skip ahead quickly.)
@@ -103,9 +104,14 @@ class TextStats:
             1 for w in words if not w.isalpha() and _HAS_ALPHA(w))
 
     @cached_property
-    def n_punct_chars(self) -> int:
-        """Punctuation and symbol characters (each one a token for spaCy-style counting)."""
-        return len(PUNCT_CHAR_RE.findall(self.text))
+    def n_punct_tokens(self) -> int:
+        """Punctuation tokens as a spaCy-style tokenizer splits them off words.
+
+        Each mark at the start or end of a whitespace token is one token (``"(see),"`` has
+        three), an ellipsis is one; marks inside a token (``3.5``, ``e-mail``) are not split.
+        """
+        return sum(1 if run.startswith("...") or run == "…" else len(run)
+                   for run in EDGE_PUNCT_RE.findall(self.text))
 
     @cached_property
     def word_set(self) -> frozenset[str]:
