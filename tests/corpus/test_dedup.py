@@ -127,16 +127,17 @@ def test_near_mode_without_verification(rt: Runtime, tmp_path: Path, small_corpu
 
 
 @pytest.mark.slow
-def test_same_bytes_with_one_and_two_workers(tmp_path: Path, small_corpus: list[dict],
+def test_same_bytes_with_one_and_two_workers(rt: Runtime, tmp_path: Path, small_corpus: list[dict],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # Small scan units and shuffle partitions, so every shuffle really spans partitions.
-    monkeypatch.setattr("gristmill.corpus.dedup_graph.UNIT_ROWS", 5)
-    monkeypatch.setattr("gristmill.corpus.dedup_graph.SHUFFLE_ROWS", 10)
-    inp = write_dataset(tmp_path / "in", small_corpus, nparts=3)
+    monkeypatch.setattr("gristmill.corpus.dedup_graph.UNIT_ROWS", 4)
+    monkeypatch.setattr("gristmill.corpus.dedup_graph.SHUFFLE_ROWS", 6)
+    docs = small_corpus[:6] + small_corpus[40:]  # the originals of every planted copy, and the copies
+    inp = write_dataset(tmp_path / "in", docs, nparts=3)
     outs = []
-    for w in (1, 2):
+    for w, runtime in ((1, Runtime(workers=1)), (2, rt)):  # rt: the module's 2-worker cluster
         out = tmp_path / f"out{w}"
-        dedup(inp, out, DedupConfig(), Runtime(workers=w))
+        dedup(inp, out, DedupConfig(), runtime)
         outs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.parquet")})
     assert outs[0] == outs[1] and "removed/part-00000.parquet" in outs[0]
     assert set(read_removed(tmp_path / "out1")) == {"z-exact-ws", "b-exact-later", "a002", "y-near"}
