@@ -82,11 +82,29 @@ class TokenStream:
             out[filled:filled + take] = seg[local:local + take]
             filled, pos, i = filled + take, pos + take, i + 1
 
-    def segment_ids(self, start: int, length: int) -> np.ndarray:
-        """Document number (0 for the window's first document) of each of ``length`` positions."""
-        pos = np.arange(start, start + length, dtype=np.int64)
+    def read_many(self, starts: np.ndarray, out: np.ndarray) -> None:
+        """Fill each row ``i`` of ``out`` (B, L) with tokens ``[starts[i], starts[i] + L)``.
+
+        Windows inside one segment are gathered with one fancy-index per segment; the rare
+        window that crosses a segment boundary is copied piecewise.
+        """
+        length = out.shape[1]
+        seg = np.searchsorted(self.seg_starts, starts, side="right") - 1
+        local = starts - self.seg_starts[seg]
+        ends = self.seg_starts[seg + 1] - self.seg_starts[seg]
+        inside = local + length <= ends
+        offsets = np.arange(length, dtype=np.int64)
+        for i in np.unique(seg[inside]):
+            rows = np.flatnonzero(inside & (seg == i))
+            out[rows] = self._segments[int(i)][local[rows, None] + offsets]
+        for row in np.flatnonzero(~inside):
+            self.read(int(starts[row]), out[row])
+
+    def segment_ids(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """(B, length) document numbers of the positions of each window (0 = its first document)."""
+        pos = starts[:, None] + np.arange(length, dtype=np.int64)
         doc = np.searchsorted(self.doc_starts, pos, side="right")
-        return (doc - doc[0]).astype(np.int64)
+        return (doc - doc[:, :1]).astype(np.int64)
 
 
 class Windows:
@@ -306,10 +324,11 @@ class TrainLoader:
             source = self.sources[int(k)]
             rows = np.flatnonzero(src == k)
             starts = source.train_windows.starts(win[rows])
-            for row, start in zip(rows, starts):
-                source.train.read(int(start), tokens[row])
-                if seg is not None:
-                    seg[row] = source.train.segment_ids(int(start), t)
+            part = np.empty((len(rows), t + 1), np.int64)
+            source.train.read_many(starts, part)
+            tokens[rows] = part
+            if seg is not None:
+                seg[rows] = source.train.segment_ids(starts, t)
         per_source = np.bincount(src, minlength=len(self.sources))
         return Batch(x=np.ascontiguousarray(tokens[:, :-1]), y=np.ascontiguousarray(tokens[:, 1:]),
                      segment_ids=seg, per_source=per_source)
@@ -381,9 +400,8 @@ def val_batches(source: ShardSource, starts: np.ndarray, rank: int, world: int, 
             out.append(None)
             continue
         tokens = np.empty((len(chunk), t + 1), np.int64)
-        for row, start in enumerate(chunk):
-            source.val.read(int(start), tokens[row])
-        seg = (np.stack([source.val.segment_ids(int(s), t) for s in chunk]) if doc_aligned else None)
+        source.val.read_many(chunk, tokens)
+        seg = source.val.segment_ids(chunk, t) if doc_aligned else None
         out.append(Batch(x=np.ascontiguousarray(tokens[:, :-1]), y=np.ascontiguousarray(tokens[:, 1:]),
                          segment_ids=seg,
                          per_source=np.array([len(chunk)])))

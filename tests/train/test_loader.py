@@ -47,6 +47,10 @@ def test_stream_is_the_concatenated_documents_read_through_memory_maps(shards):
         out = np.empty(40, np.int64)
         src.train.read(start, out)
         np.testing.assert_array_equal(out, expected[start:start + 40])
+    starts = np.random.default_rng(0).integers(0, len(expected) - 30, 200)
+    many = np.empty((200, 30), np.int64)
+    src.train.read_many(starts, many)  # the batched gather, including windows across segments
+    np.testing.assert_array_equal(many, expected[starts[:, None] + np.arange(30)])
     eos = src.eos_id
     ends = np.flatnonzero(expected == eos) + 1
     np.testing.assert_array_equal(src.train.doc_starts[1:], ends)
