@@ -102,9 +102,12 @@ class TokenStream:
 
     def segment_ids(self, starts: np.ndarray, length: int) -> np.ndarray:
         """(B, length) document numbers of the positions of each window (0 = its first document)."""
-        pos = starts[:, None] + np.arange(length, dtype=np.int64)
-        doc = np.searchsorted(self.doc_starts, pos, side="right")
-        return (doc - doc[:, :1]).astype(np.int64)
+        lo = np.searchsorted(self.doc_starts, starts, side="right")  # first boundary after each start
+        hi = np.searchsorted(self.doc_starts, starts + length, side="left")
+        marks = np.zeros((len(starts), length), np.int64)  # 1 where a document begins
+        for row in range(len(starts)):
+            marks[row, self.doc_starts[lo[row]:hi[row]] - starts[row]] = 1
+        return np.cumsum(marks, axis=1)
 
 
 class Windows:
