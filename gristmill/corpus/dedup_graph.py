@@ -242,7 +242,8 @@ def _jaccard_local(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 def _assign(docs: Any, labels: Any, n: int) -> Any:
     """Per graph node: its component, the component's kept document (smallest id) and size."""
-    nodes = docs.merge(labels, left_on="key", right_on="node", how="inner")[["key", "id", "xhash", "label"]]
+    nodes = docs[["key", "id", "xhash"]].merge(labels, left_on="key", right_on="node",
+                                               how="inner")[["key", "id", "xhash", "label"]]
     meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="str"),
                          "label": pd.Series(dtype="int64"), "keeper": pd.Series(dtype="str"),
                          "same_text": pd.Series(dtype="bool"), "size": pd.Series(dtype="int64")})
@@ -260,10 +261,12 @@ def _keeper_local(df: pd.DataFrame) -> pd.DataFrame:
 
 def _removed(plan: DedupPlan, assigned: Any, near: Any) -> Any:
     """(key, part, reason, duplicate_of, detail) for every document that is not its cluster's keeper."""
+    import dask.dataframe as dd
+
     gone = assigned[assigned.id != assigned.keeper]
     if near is not None:
         both = near[["u", "v", "jaccard"]]
-        best = (dd_concat([both[["u", "jaccard"]].rename(columns={"u": "key"}),
+        best = (dd.concat([both[["u", "jaccard"]].rename(columns={"u": "key"}),
                            both[["v", "jaccard"]].rename(columns={"v": "key"})])
                 .groupby("key").jaccard.max(split_out=plan.nparts).reset_index())
         gone = gone.merge(best, on="key", how="left")
@@ -273,12 +276,6 @@ def _removed(plan: DedupPlan, assigned: Any, near: Any) -> Any:
                          "reason": pd.Series(dtype="str"), "duplicate_of": pd.Series(dtype="str"),
                          "detail": pd.Series(dtype="str")})
     return gone.map_partitions(_removed_local, plan, meta=meta)
-
-
-def dd_concat(frames: list[Any]) -> Any:
-    import dask.dataframe as dd
-
-    return dd.concat(frames)
 
 
 def _removed_local(df: pd.DataFrame, plan: DedupPlan) -> pd.DataFrame:

@@ -12,7 +12,6 @@ with per-document offsets; no Python loop runs per token.
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -277,7 +276,3 @@ def doc_shingles(texts: pa.Array, *, shingle: Shingle, ngram: int,
     values = np.concatenate(pick) if pick else np.empty(0, dtype=np.uint64)
     return Ragged(values.astype(np.uint64, copy=False), _offsets(lengths))
 
-
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 < threshold < 1.0 or math.isnan(threshold):
-        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
