@@ -28,9 +28,11 @@ from gristmill.manifest import atomic_write_json
 from gristmill.tokenize.encoder import Encoder, load_encoder
 from gristmill.tokenize.split import SPLITS, val_mask
 
-# Docs per encode_batch call: large enough to amortise per-call costs, small enough that
-# a batch of long documents stays well under a few hundred MB.
+# An encode_batch call takes up to 512 documents and up to 4 MB of text (at least one
+# document): the ids come back as Python ints (~36 bytes per token), so a byte cap is
+# what keeps a worker's memory flat when a corpus has some very long documents.
 ENCODE_BATCH_DOCS = 512
+ENCODE_BATCH_BYTES = 4 << 20
 _MIN_UNIT_BYTES, _MAX_UNIT_BYTES, _TARGET_UNITS = 1 << 20, 32 << 20, 64
 
 
@@ -113,9 +115,17 @@ def _row_group(part: str, row_group: int, mtime_ns: int) -> pa.Table:
 
 
 def _iter_rows(unit: Unit) -> Iterator[pa.RecordBatch]:
-    """The unit's rows, in batches of at most ``ENCODE_BATCH_DOCS``."""
+    """The unit's rows, in batches of at most ``ENCODE_BATCH_DOCS`` docs / ``ENCODE_BATCH_BYTES``."""
     table = _row_group(unit.part, unit.row_group, os.stat(unit.part).st_mtime_ns)
-    yield from table.slice(unit.start, unit.stop - unit.start).to_batches(max_chunksize=ENCODE_BATCH_DOCS)
+    rows = table.slice(unit.start, unit.stop - unit.start).combine_chunks()
+    sizes = np.cumsum(pc.fill_null(pc.binary_length(rows.column("text")), 0).to_numpy())
+    pos = 0
+    while pos < rows.num_rows:
+        base = int(sizes[pos - 1]) if pos else 0
+        n = int(np.searchsorted(sizes[pos:pos + ENCODE_BATCH_DOCS] - base, ENCODE_BATCH_BYTES, side="right"))
+        n = max(1, n)
+        yield from rows.slice(pos, n).to_batches()
+        pos += n
 
 
 def _to_batch(token_lists: list[list[int]], ids: list[str], n_bytes: np.ndarray, eos: int,

@@ -170,3 +170,18 @@ def test_unusable_documents_are_removed_with_reasons(tmp_path):
     assert m["totals"]["val"] == {"docs": 0, "tokens": 0, "bytes": 0}
     removed = pa.parquet.read_table(tmp_path / "out" / "removed" / "part-00000.parquet")
     assert sorted(removed["reason"].to_pylist()) == ["empty_text", "no_id", "no_text"]
+
+
+def test_encode_batches_are_capped_by_bytes(tmp_path, monkeypatch):
+    from gristmill.tokenize import shard_units
+
+    write_docs(tmp_path / "in", make_docs(50, seed=9, max_words=40))
+    parts = sorted((tmp_path / "in").glob("part-*.parquet"))
+    (unit,) = shard_units.plan_units(parts)
+    monkeypatch.setattr(shard_units, "ENCODE_BATCH_BYTES", 300)
+    batches = list(shard_units._iter_rows(unit))
+    sizes = [sum(len(t.encode()) for t in b.column("text").to_pylist()) for b in batches]
+    assert sum(b.num_rows for b in batches) == 50 and len(batches) > 3
+    assert all(s <= 300 or b.num_rows == 1 for s, b in zip(sizes, batches))
+    ids = [i for b in batches for i in b.column("id").to_pylist()]
+    assert ids == [f"doc-{i:05d}" for i in range(50)]
