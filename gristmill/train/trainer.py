@@ -129,10 +129,16 @@ class _Run:
             return None
         if resume is False:
             raise ConfigError(f"{self.out} already has checkpoints; resume, or use --force to start over")
-        saved = ckpt.read_trainer_state(found[1]).get("signature")
-        if saved != self.signature():
+        state = ckpt.read_trainer_state(found[1])
+        if state.get("signature") != self.signature():
             raise ConfigError(f"{found[1]} was written with a different model/data/batch/seed; "
                               "use --force to start over or another output directory")
+        if found[0] > self.config.max_steps:
+            raise ConfigError(f"{found[1]} is past max_steps {self.config.max_steps}; use --force to retrain")
+        if found[0] == self.config.max_steps and state.get("config") != to_dict(self.config):
+            # nothing left to train: the weights would not reflect the new settings
+            raise ConfigError(f"{self.out} finished {found[0]} steps with other settings; raise --max-steps "
+                              "to continue, or use --force to retrain")
         return found
 
     def build_model(self) -> tuple[GPT, nn.Module, nn.Module, torch.optim.Optimizer]:

@@ -148,6 +148,10 @@ def test_cli_trains_and_refuses_an_incompatible_resume(tmp_path, shards):
     assert manifest["config"]["max_steps"] == 3 and manifest["config"]["seq_len"] == 16
     r = CliRunner().invoke(cli, [*args[:-1], "5", "--seed", "4"])
     assert r.exit_code == 2 and "different model/data/batch/seed" in r.output
+    r = CliRunner().invoke(cli, [*args, "--lr", "0.1"])  # finished: a new lr would train nothing
+    assert r.exit_code == 2 and "finished 3 steps with other settings" in r.output
+    r = CliRunner().invoke(cli, [*args[:-1], "2"])
+    assert r.exit_code == 2 and "past max_steps 2" in r.output
     r = CliRunner().invoke(cli, [*args[:-1], "5"])  # more steps: continues from step 3
     assert r.exit_code == 0, r.output
     assert [x["step"] for x in MetricsLog.read(run / "metrics.jsonl") if "loss" in x] == [1, 2, 3, 4, 5]
