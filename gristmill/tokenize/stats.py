@@ -121,7 +121,8 @@ def format_stats(stats: ShardStats) -> str:
                      f"{d['bytes_per_token'] or 0:.3f} bytes/token")
         if "tokens_per_doc" in d:
             t = d["tokens_per_doc"]
-            lines.append("  tokens/doc: " + "  ".join(f"{k} {v:,}" for k, v in t.items()))
+            lines.append("  tokens/doc: " + "  ".join(
+                f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:,.1f}" for k, v in t.items()))
     lines.append(f"vocabulary: {stats.vocab_size:,} ids, {int((stats.counts > 0).sum()):,} seen, "
                  f"{stats.unseen_share:.1%} never used")
     if stats.top:
