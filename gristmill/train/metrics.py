@@ -160,29 +160,14 @@ def format_record(rec: dict[str, Any]) -> str:
 
 
 def plot_loss(run: Path) -> Path | None:
-    """``RUN/loss.png``: training loss per step, and validation loss where measured."""
-    records = MetricsLog.read(run / METRICS)
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-    if not train:
+    """``RUN/loss.png``: training loss per step, and validation loss where measured (the report's figure)."""
+    from gristmill.report.figures import loss_figure
+    from gristmill.tokenize.stats_plots import save_png
+
+    fig = loss_figure(MetricsLog.read(run / METRICS))
+    if fig is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(*zip(*train), lw=1, label="train")
-    if val:
-        ax.plot(*zip(*val), "o-", lw=1.5, label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    out = run / "loss.png"
-    tmp = run / ".loss.png.tmp"
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
+    out, tmp = run / "loss.png", run / ".loss.png.tmp"
+    save_png(fig, tmp)
     tmp.replace(out)
     return out
