@@ -117,30 +117,24 @@ def _coerce(tp: Any, val: Any, where: str) -> Any:
     return _scalar(tp, val, where)
 
 
+# Accepted Python values per annotation, and how the error names the expectation.
+# ``bool`` is an ``int`` in Python, so it is refused explicitly for numbers.
+_SCALARS: dict[Any, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+    Path: ((str, Path), "a path"),
+}
+
+
 def _scalar(tp: Any, val: Any, where: str) -> Any:
-    if tp is Any:
+    if tp not in _SCALARS:
         return val
-    if tp is bool:
-        if not isinstance(val, bool):
-            raise ConfigError(f"{where}: expected true or false, got {val!r}")
-        return val
-    if tp is float:
-        if isinstance(val, bool) or not isinstance(val, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {val!r}")
-        return float(val)
-    if tp is int:
-        if isinstance(val, bool) or not isinstance(val, int):
-            raise ConfigError(f"{where}: expected an integer, got {val!r}")
-        return val
-    if tp is str:
-        if not isinstance(val, str):
-            raise ConfigError(f"{where}: expected a string, got {val!r}")
-        return val
-    if tp is Path:
-        if not isinstance(val, (str, Path)):
-            raise ConfigError(f"{where}: expected a path, got {val!r}")
-        return Path(val)
-    return val
+    accepted, expected = _SCALARS[tp]
+    if not isinstance(val, accepted) or (tp is not bool and isinstance(val, bool)):
+        raise ConfigError(f"{where}: expected {expected}, got {val!r}")
+    return tp(val)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
