@@ -14,10 +14,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gristmill.errors import GristmillError
+from gristmill.manifest import atomic_write_bytes
 
 _TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 
@@ -81,6 +83,15 @@ def _prologue(cfg: SlurmConfig, workdir: Path) -> list[str]:
 def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Path,
                  workdir: Path, log_dir: Path) -> str:
     """The sbatch script that trains (and keeps resuming) the pipeline's training stage."""
+    train_args = ["--data", str(shards), "-o", str(run_dir), "--config", str(pipeline)]
+    return train_job_script(cfg, train_args=train_args, run_dir=run_dir, workdir=workdir, log_dir=log_dir)
+
+
+def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Path,
+                     workdir: Path, log_dir: Path) -> str:
+    """The sbatch script that runs ``gristmill train TRAIN_ARGS`` under ``srun torchrun`` on every
+    node, adding ``--resume`` once ``run_dir`` has a checkpoint and requeueing near the time limit.
+    ``train_args`` must not hold ``--resume`` or ``--force`` (the script decides about resuming)."""
     nproc = max(cfg.gpus_per_node, 1)
     lines = [f"#SBATCH --nodes={cfg.nodes}", "#SBATCH --ntasks-per-node=1",
              f"#SBATCH --time={cfg.time}", "#SBATCH --requeue", f"#SBATCH --signal=B:USR1@{cfg.signal_s}"]
@@ -91,8 +102,7 @@ def train_script(cfg: SlurmConfig, *, pipeline: Path, shards: Path, run_dir: Pat
     if cfg.mem:
         lines.append(f"#SBATCH --mem={cfg.mem}")
     env = {**NCCL_DEFAULTS, **cfg.nccl}
-    train_cmd = ["-m", "gristmill", "train", "--data", str(shards), "-o", str(run_dir),
-                 "--config", str(pipeline)]
+    train_cmd = ["-m", "gristmill", "train", *train_args]
     checkpoints = shlex.quote(str(run_dir / "checkpoints"))
     body = [
         *_prologue(cfg, workdir),
@@ -150,6 +160,26 @@ def data_script(cfg: SlurmConfig, *, pipeline: Path, to_stage: str, workdir: Pat
     cmd = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in run)
     body = [*_prologue(cfg, workdir), 'export TOKENIZERS_PARALLELISM=false', "", cmd]
     return "\n".join(_header(cfg, f"{cfg.job_name}-data", log_dir, lines) + [""] + body) + "\n"
+
+
+def write_train_job(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Path,
+                    workdir: Path | None = None) -> tuple[Path, str]:
+    """Write ``RUN/slurm/train.sbatch`` for ``gristmill train TRAIN_ARGS`` (logs under
+    ``RUN/slurm/logs/``); return its path and text. The run directory records these files
+    as outputs at the end of training, so they are not pruned."""
+    bad = sorted({"--resume", "--force"} & set(train_args))
+    if bad:
+        raise GristmillError(f"{bad[0]} cannot be passed to a Slurm training job: it resumes from the newest "
+                             "checkpoint by itself, and --force would restart at every requeue")
+    script_dir = Path(run_dir).resolve() / "slurm"
+    log_dir = script_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    text = train_job_script(cfg, train_args=train_args, run_dir=run_dir, workdir=workdir or Path.cwd(),
+                            log_dir=log_dir)
+    path = script_dir / "train.sbatch"
+    atomic_write_bytes(path, text.encode())
+    path.chmod(0o755)
+    return path, text
 
 
 def sbatch_command(script: Path, dependency: str | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -71,11 +72,23 @@ def _set(values: dict[str, Any], dotted: str, value: Any) -> None:
 @click.option("--resume", is_flag=True, help="Require a checkpoint to resume from (default: resume if one exists).")
 @force_option
 @json_option
-def train(data_specs: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
+@click.option("--slurm", "use_slurm", is_flag=True,
+              help="Write OUT/slurm/train.sbatch for this command (srun torchrun on every node) and submit it.")
+@click.option("--dry-run", is_flag=True, help="With --slurm: write and print the script, submit nothing.")
+@click.option("--nodes", type=click.IntRange(min=1), default=None, help="With --slurm: number of nodes.")
+@click.option("--gpus-per-node", type=click.IntRange(min=0), default=None,
+              help="With --slurm: GPUs (= processes) per node; 0 runs one CPU process per node.")
+@click.option("--time", "time_limit", default=None, help="With --slurm: time limit, e.g. 24:00:00 or 2-00:00:00.")
+@click.option("--partition", default=None, help="With --slurm: Slurm partition.")
+@click.option("--account", default=None, help="With --slurm: Slurm account.")
+@click.pass_context
+def train(ctx: click.Context, data_specs: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
           seq_len: int | None, batch_tokens: int | None, micro_batch: int | None, max_steps: int | None,
           lr: float | None, checkpoint_every: int | None, seed: int | None, device: str | None,
           strategy: str | None, compile_: bool | None, doc_aligned: bool | None, resume: bool,
-          force: bool, as_json: bool) -> None:
+          force: bool, as_json: bool, use_slurm: bool, dry_run: bool, nodes: int | None,
+          gpus_per_node: int | None, time_limit: str | None, partition: str | None,
+          account: str | None) -> None:
     """Pretrain a GPT-style model on token shards (one process, or many under torchrun).
 
     Checkpoints go to OUT/checkpoints/ every --checkpoint-every steps; rerunning the same command
@@ -87,6 +100,11 @@ def train(data_specs: tuple[str, ...], out: Path, config_path: Path | None, mode
       torchrun --nproc-per-node 8 -m gristmill train --data shards/ -o runs/small \\
           --model small --seq-len 1024 --batch-tokens 524288
       gristmill train --data web=shards/web:0.7 --data code=shards/code:0.3 -o runs/mix
+      gristmill train --data shards/ -o runs/small --model small --slurm --nodes 4 \\
+          --gpus-per-node 8 --time 2-00:00:00 --partition gpu --dry-run
+
+    With --slurm, the Slurm settings come from the [slurm] table of --config (if any), then the
+    flags; the job resumes from the newest checkpoint and requeues itself near the time limit.
     """
     from gristmill.train.trainer import train as run_train
 
@@ -106,9 +124,58 @@ def train(data_specs: tuple[str, ...], out: Path, config_path: Path | None, mode
     from gristmill.train.config import TrainConfig
 
     config = build(TrainConfig, values, where=where)
+    if use_slurm:
+        overrides = {"nodes": nodes, "gpus_per_node": gpus_per_node, "time": time_limit,
+                     "partition": partition, "account": account}
+        _submit_slurm(ctx, config_path, overrides, out, dry_run, as_json)
+        return
+    if dry_run or any(v is not None for v in (nodes, gpus_per_node, time_limit, partition, account)):
+        raise ConfigError("--dry-run, --nodes, --gpus-per-node, --time, --partition and --account need --slurm")
     result = run_train(data, out, config, runtime(force=force), resume=True if resume else None)
     if rank == 0:
         report_stage(result, as_json, summary)
+
+
+# Options that configure the Slurm job, not the training run it executes.
+_SLURM_ONLY = frozenset({"use_slurm", "dry_run", "nodes", "gpus_per_node", "time_limit", "partition",
+                         "account", "as_json"})
+
+
+def _train_args(ctx: click.Context) -> list[str]:
+    """The training options the user gave on the command line, as arguments for the job."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if (not isinstance(param, click.Option) or param.name in _SLURM_ONLY
+                or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE):
+            continue
+        value, opt = ctx.params[param.name], max(param.opts, key=len)
+        if param.is_flag and param.secondary_opts and not value:
+            args.append(max(param.secondary_opts, key=len))
+        elif param.is_flag:
+            args += [opt] if value else []
+        else:
+            for v in value if param.multiple else (value,):
+                args += [opt, str(v)]
+    return args
+
+
+def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[str, Any], out: Path,
+                  dry_run: bool, as_json: bool) -> None:
+    from gristmill.pipelines import slurm
+
+    values = section(load_toml(config_path), "slurm") if config_path else {}
+    cfg = build(slurm.SlurmConfig, values, overrides=overrides,
+                where=f"{config_path} [slurm]" if config_path else "[slurm]")
+    path, text = slurm.write_train_job(cfg, train_args=_train_args(ctx), run_dir=out)
+    job_id = None if dry_run else slurm.submit(path)
+    if as_json:
+        click.echo(json.dumps({"script": str(path), "job_id": job_id}))
+    elif dry_run:
+        click.echo(text, nl=False)
+    if dry_run:
+        click.echo(f"train: wrote {path}; would run: {' '.join(slurm.sbatch_command(path))}", err=True)
+    else:
+        click.echo(f"train: submitted {path} as Slurm job {job_id}", err=True)
 
 
 def summary(result: StageResult) -> str:
