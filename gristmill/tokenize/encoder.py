@@ -8,7 +8,11 @@ as the tokenizer file itself:
   a ``tiktoken.Encoding`` is built from the same vocabulary (rank = id, so merges apply
   in the order they were learned) and checked against ``tokenizers`` at load time on
   adversarial strings and on text made of the vocabulary itself, then again on the first
-  documents it encodes. Any difference, and it falls back to ``tokenizers`` for good.
+  documents it encodes (or, for a whole run, on a sample the caller hands to
+  :meth:`Encoder.verify`). Any difference, and it falls back to ``tokenizers`` for good.
+  A caller that has already proven the fast path for a file (the ``shards write`` driver,
+  for its workers) passes ``trust_sha256``: the proof is skipped only when the file's
+  sha256 is that one.
 - **tokenizers** (``encode_batch_fast``) otherwise.
 
 Both encode a document as *ordinary text*: a special-token string that occurs inside a
@@ -18,6 +22,7 @@ ordinary tokens, so no document can forge a document boundary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -52,6 +57,7 @@ class Encoder:
     fast: Any = None              # tiktoken.Encoding when backend == "tiktoken"
     verify_left: int = 0          # documents still to be cross-checked against `plain`
     fallback_reason: str | None = field(default=None)
+    sha256: str = ""              # of the tokenizer file's bytes: what a verification vouches for
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, no special tokens added."""
@@ -64,6 +70,21 @@ class Encoder:
         if self.verify_left > 0:
             ids = self._cross_check(texts, ids)
         return ids
+
+    def verify(self, texts: list[str]) -> bool:
+        """Cross-check the fast path on all of ``texts`` now; True when it is (still) in use.
+
+        On a difference the encoder falls back to tokenizers for good, with a warning.
+        After a pass, the per-document check of the first documents is not needed any more.
+        """
+        if self.fast is None:
+            return False
+        bad = fastpath.first_mismatch(self.fast, self.plain or self.tokenizer, texts)
+        if bad is not None:
+            self._fall_back(f"tiktoken and tokenizers differ on a document ({bad[:60]!r}...)")
+            return False
+        self.verify_left = 0
+        return True
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
@@ -119,13 +140,15 @@ def _plain_copy(spec: dict[str, Any]) -> Tokenizer:
 
 
 def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = True,
-                 verify_docs: int = VERIFY_DOCS) -> Encoder:
+                 verify_docs: int = VERIFY_DOCS, trust_sha256: str | None = None) -> Encoder:
     """Load ``tokenizer.json`` (it must contain ``<|endoftext|>``) with the fastest proven backend.
 
     ``threads`` defaults to :func:`default_threads`. With one thread, tokenizers' own pool is
     switched off (TOKENIZERS_PARALLELISM=false): in a Dask worker it would fight the other
     worker processes, and a forked worker would switch it off anyway with a warning.
-    ``fast=False`` forces the tokenizers backend.
+    ``fast=False`` forces the tokenizers backend. ``trust_sha256``: the tiktoken path was
+    already proven equal for the file with this sha256 (by :meth:`Encoder.verify` elsewhere);
+    if the file still has it, the load-time probes and the first-documents check are skipped.
     """
     p = Path(path)
     if not p.is_file():
@@ -134,7 +157,8 @@ def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = T
     if threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
         spec = json.loads(text)
         tok = Tokenizer.from_str(text)
         plain = _plain_copy(spec)
@@ -145,18 +169,21 @@ def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = T
     if eos is None:
         raise InputError(f"{p}: the tokenizer has no {EOS_TOKEN} special token")
     enc = Encoder(tokenizer=tok, eos_id=eos, vocab_size=tok.get_vocab_size(with_added_tokens=True),
-                  threads=threads, plain=plain)
+                  threads=threads, plain=plain, sha256=hashlib.sha256(raw).hexdigest())
     if fast:
-        _try_fast(enc, spec, verify_docs)
+        _try_fast(enc, spec, verify_docs, trusted=trust_sha256 == enc.sha256)
     log.info("encoder for %s: %s backend, %d thread(s)", p.name, enc.backend, threads)
     return enc
 
 
-def _try_fast(enc: Encoder, spec: dict[str, Any], verify_docs: int) -> None:
+def _try_fast(enc: Encoder, spec: dict[str, Any], verify_docs: int, *, trusted: bool) -> None:
     built = fastpath.build_tiktoken(spec)
     if isinstance(built, str):
         enc.fallback_reason = built
         log.info("no tiktoken fast path: %s", built)
+        return
+    if trusted:  # the same bytes were proven equal by the caller: nothing left to check
+        enc.fast, enc.backend = built, "tiktoken"
         return
     assert enc.plain is not None
     mismatch = fastpath.first_mismatch(built, enc.plain, fastpath.probe_texts(spec))

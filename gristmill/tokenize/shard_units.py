@@ -62,6 +62,11 @@ class EncodeSpec:
     dtype: str
     seed: int
     val_fraction: float
+    # The driver's verdict on the tiktoken fast path, proven once per run (see
+    # :func:`verification_sample`): workers use tiktoken unchecked only for a file with
+    # this sha256, and use tokenizers when the driver fell back.
+    fast: bool = True
+    verified_sha256: str | None = None
 
 
 def unit_file(work_dir: str | Path, index: int, split: str) -> Path:
@@ -97,10 +102,40 @@ def plan_units(parts: list[Path]) -> list[Unit]:
     return units
 
 
+# How much of a run's own text the driver cross-checks the fast path on (once per run),
+# spread over the input, each document cut to at most a quarter of it: a byte budget,
+# so a corpus of huge documents does not make the check slow.
+VERIFY_SAMPLE_BYTES = 1 << 20
+_VERIFY_GROUPS = 8
+
+
 @lru_cache(maxsize=2)
-def _encoder(path: str, mtime_ns: int) -> Encoder:
+def _encoder(path: str, mtime_ns: int, fast: bool, verified_sha256: str | None) -> Encoder:
     # One load per worker process (and per tokenizer file version), not per task.
-    return load_encoder(path)
+    return load_encoder(path, fast=fast, trust_sha256=verified_sha256)
+
+
+def verification_sample(units: list[Unit], budget: int = VERIFY_SAMPLE_BYTES) -> list[str]:
+    """Texts from up to 8 units spread over the input, about ``budget`` UTF-8 bytes in all."""
+    if not units or budget <= 0:
+        return []
+    step = max(1, len(units) // _VERIFY_GROUPS)
+    picked = units[::step][:_VERIFY_GROUPS]
+    per_unit, per_doc = budget // len(picked), max(1, budget // 4)
+    texts: list[str] = []
+    for u in picked:
+        pf = pq.ParquetFile(u.part)
+        col = pf.read_row_group(u.row_group, columns=["text"], use_threads=False).column("text")
+        left = per_unit
+        for t in col.slice(u.start, u.stop - u.start).to_pylist():
+            if left <= 0:
+                break
+            if t:
+                n = min(per_doc, left)
+                cut = t[:n].encode("utf-8")[:n].decode("utf-8", errors="ignore")  # <= n bytes
+                texts.append(cut)
+                left -= len(cut.encode("utf-8"))
+    return texts
 
 
 @lru_cache(maxsize=1)
@@ -150,7 +185,7 @@ def _removed(rows: list[dict[str, Any]], doc_id: str | None, source: str | None,
 
 def encode_unit(unit: Unit, spec: EncodeSpec) -> dict[str, Any]:
     """Encode one unit into its per-split files; returns (and writes) the unit's meta."""
-    enc = _encoder(spec.tokenizer, os.stat(spec.tokenizer).st_mtime_ns)
+    enc = _encoder(spec.tokenizer, os.stat(spec.tokenizer).st_mtime_ns, spec.fast, spec.verified_sha256)
     schema = unit_schema(spec.dtype)
     tmp = {s: unit_file(spec.work_dir, unit.index, s).with_suffix(".arrow.tmp") for s in SPLITS}
     writers = {s: pa.ipc.new_file(str(tmp[s]), schema) for s in SPLITS}

@@ -11,6 +11,9 @@ Output (the "gristmill-shards" format, version 1)::
 Workers encode units (row ranges of the input) into per-split files under ``OUT/.work``;
 the driver cuts them into shards in input order, so the shards are identical whatever
 the number of workers, and holds at most one record batch in memory at a time.
+The tiktoken fast path is proven once per run, by the driver (load-time probes plus a
+byte-bounded sample of the run's own text); workers trust it only for a tokenizer file
+with the sha256 the driver checked, and use tokenizers if the driver fell back.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,11 +36,11 @@ from gristmill.errors import InputError
 from gristmill.manifest import Counts, sha256_file
 from gristmill.progress import track
 from gristmill.stage import Runtime, StageResult, StageRun
-from gristmill.tokenize.encoder import load_encoder
+from gristmill.tokenize.encoder import Encoder, load_encoder
 from gristmill.tokenize.shard_assembly import (SplitState, SplitWriter, load_progress, save_progress,
                                                validate_published)
 from gristmill.tokenize.shard_units import (EncodeSpec, Unit, encode_unit, meta_file, plan_units,
-                                            read_meta, unit_file)
+                                            read_meta, unit_file, verification_sample)
 from gristmill.tokenize.split import SPLITS
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,7 @@ def write_shards(inp: Path, tokenizer: Path, out: Path, config: ShardsConfig,
                for s in SPLITS}
     spec = EncodeSpec(tokenizer=str(tok_path.resolve()), work_dir=str(work.resolve()), dtype=dtype,
                       seed=config.seed, val_fraction=config.val_fraction)
-    metas = _encode_and_assemble(units, spec, writers, states, runtime)
+    metas = _encode_and_assemble(units, spec, writers, states, runtime, enc)
     for s in SPLITS:
         writers[s].finish(end=(len(units), 0))
     save_progress(work, key, states)
@@ -145,8 +148,17 @@ def _needs_encoding(work: Path, unit: Unit, states: dict[str, SplitState]) -> bo
                for s, st in states.items())
 
 
+def _verified(spec: EncodeSpec, enc: Encoder, units: list[Unit]) -> EncodeSpec:
+    """Prove the fast path once for the run (on a sample of its text), and tell the workers."""
+    fast = enc.verify(verification_sample(units))
+    log.info("shards: encoder backend %s for every worker%s", enc.backend,
+             "" if fast else f" ({enc.fallback_reason})")
+    return replace(spec, fast=fast, verified_sha256=enc.sha256 if fast else None)
+
+
 def _encode_and_assemble(units: list[Unit], spec: EncodeSpec, writers: dict[str, SplitWriter],
-                         states: dict[str, SplitState], runtime: Runtime) -> list[dict[str, Any]]:
+                         states: dict[str, SplitState], runtime: Runtime,
+                         enc: Encoder) -> list[dict[str, Any]]:
     """Encode what is missing on Dask (a bounded window ahead) while feeding units in order."""
     work = Path(spec.work_dir)
     todo = [u for u in units if _needs_encoding(work, u, states)]
@@ -156,6 +168,7 @@ def _encode_and_assemble(units: list[Unit], spec: EncodeSpec, writers: dict[str,
         for u in track(units, "assembling shards"):
             metas.append(_feed(u, work, writers, states))
         return metas
+    spec = _verified(spec, enc, units)
     with dask_client(runtime) as client:
         window = max(4, 3 * sum(client.nthreads().values()))
         pending = {u.index: client.submit(encode_unit, u, spec, key=f"shards-encode-{u.index}",
