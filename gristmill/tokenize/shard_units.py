@@ -116,25 +116,28 @@ def _encoder(path: str, mtime_ns: int, fast: bool, verified_sha256: str | None) 
 
 
 def verification_sample(units: list[Unit], budget: int = VERIFY_SAMPLE_BYTES) -> list[str]:
-    """Texts from up to 8 units spread over the input, about ``budget`` UTF-8 bytes in all."""
+    """Texts from up to 8 row groups spread over the input, at most ``budget`` UTF-8 bytes in all."""
     if not units or budget <= 0:
         return []
     step = max(1, len(units) // _VERIFY_GROUPS)
-    picked = units[::step][:_VERIFY_GROUPS]
-    per_unit, per_doc = budget // len(picked), max(1, budget // 4)
+    picked = list(dict.fromkeys((u.part, u.row_group) for u in units[::step]))[:_VERIFY_GROUPS]
+    per_group, per_doc = budget // len(picked), max(1, budget // 4)
     texts: list[str] = []
-    for u in picked:
-        pf = pq.ParquetFile(u.part)
-        col = pf.read_row_group(u.row_group, columns=["text"], use_threads=False).column("text")
-        left = per_unit
-        for t in col.slice(u.start, u.stop - u.start).to_pylist():
+    for part, rg in picked:
+        left = per_group
+        # Small batches, stopping early: decoding whole row groups here would cost the
+        # driver more memory and time than the check itself.
+        batches = pq.ParquetFile(part, buffer_size=1 << 20).iter_batches(batch_size=16, row_groups=[rg], columns=["text"],
+                                                    use_threads=False)
+        for batch in batches:
+            for t in batch.column("text").to_pylist():
+                if t and left > 0:
+                    n = min(per_doc, left)
+                    cut = t[:n].encode("utf-8")[:n].decode("utf-8", errors="ignore")  # <= n bytes
+                    texts.append(cut)
+                    left -= len(cut.encode("utf-8"))
             if left <= 0:
                 break
-            if t:
-                n = min(per_doc, left)
-                cut = t[:n].encode("utf-8")[:n].decode("utf-8", errors="ignore")  # <= n bytes
-                texts.append(cut)
-                left -= len(cut.encode("utf-8"))
     return texts
 
 
