@@ -150,6 +150,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x * cos + swapped * sin).type_as(x)
 
 
+def linears(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
+    """``[layer(x) for layer in layers]`` for bias-free layers, as one matmul when training.
+
+    Concatenating the weights copies them once per call: cheap against a training batch (and one
+    big matmul beats several small ones on CPU), not against decoding a token at a time, where
+    the weights are read once anyway. The parameters stay separate, with their Llama names.
+    """
+    if not torch.is_grad_enabled():
+        return [layer(x) for layer in layers]
+    fused = F.linear(x, torch.cat([layer.weight for layer in layers]))  # (..., sum of out_features)
+    return list(fused.split([layer.out_features for layer in layers], dim=-1))
+
+
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, computed in float32 so bf16 activations keep their precision."""
 
@@ -180,10 +193,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 kv_cache: KVCache | None, layer: int, start_pos: int) -> torch.Tensor:
         B, T, _ = x.shape
-        # One matmul for q, k and v (the weights stay three parameters, named as in Llama).
-        qkv = F.linear(x, torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]))
-        q, k, v = qkv.split([self.n_head * self.head_dim, self.n_kv_head * self.head_dim,
-                             self.n_kv_head * self.head_dim], dim=-1)
+        q, k, v = linears(x, self.q_proj, self.k_proj, self.v_proj)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # (B, H, T, D)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, K, T, D)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, K, T, D)
@@ -211,8 +221,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(config.ffn_hidden, config.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # gate and up in one matmul: (B, T, 2F) -> two (B, T, F)
-        gate, up = F.linear(x, torch.cat([self.gate_proj.weight, self.up_proj.weight])).chunk(2, dim=-1)
+        gate, up = linears(x, self.gate_proj, self.up_proj)
         return self.down_proj(F.silu(gate) * up)
 
 
