@@ -13,6 +13,7 @@ import click
 from gristmill import __version__
 from gristmill.corpus.cli import corpus
 from gristmill.pipelines.cli import demo, run, status
+from gristmill.progress import PROGRESS_LOGGER
 from gristmill.tokenize.cli import tokenizer
 from gristmill.tokenize.shards_cli import report, shards
 from gristmill.train.cli import train
@@ -38,6 +39,18 @@ def cli(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     logging.getLogger("gristmill").setLevel(logging.DEBUG if verbose > 1 else level)
+    _progress_lines(quiet)
+
+
+def _progress_lines(quiet: bool) -> None:
+    """Plain progress lines (where no progress bar can be drawn: CI, Slurm logs) reach stderr by default."""
+    progress = logging.getLogger(PROGRESS_LOGGER)
+    progress.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(handler)
+    progress.propagate = False
+    progress.setLevel(logging.WARNING if quiet else logging.INFO)
 
 for command in (corpus, tokenizer, shards, report, train, generate, inspect, export, run, status, demo):
     cli.add_command(command)

@@ -10,6 +10,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 T = TypeVar("T")
+
+# Progress lines for non-terminals go through this logger: the CLI shows it at INFO by
+# default (unlike other gristmill logs, which need -v), and -q silences it.
+PROGRESS_LOGGER = "gristmill.progress"
 _console = Console(stderr=True)
 
 

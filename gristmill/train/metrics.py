@@ -22,8 +22,10 @@ from typing import Any
 import torch
 
 from gristmill.errors import ConfigError
+from gristmill.progress import PROGRESS_LOGGER
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger(PROGRESS_LOGGER)
 
 METRICS = "metrics.jsonl"
 
@@ -132,14 +134,14 @@ class Console:
         if self._bar is not None:
             self._bar.update(self._task, completed=rec["step"], stats=text)
         elif rec["step"] % self.every == 0 or rec.get("val_loss") is not None:
-            log.info("step %d %s", rec["step"], text)
+            progress_log.info("step %d  %s", rec["step"], text)
 
     def note(self, msg: str) -> None:
         if self.enabled:
             if self._bar is not None:
                 self._bar.console.print(msg)
             else:
-                log.info("%s", msg)
+                progress_log.info("%s", msg)
 
     def close(self) -> None:
         if self._bar is not None:
