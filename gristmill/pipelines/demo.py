@@ -71,7 +71,7 @@ def show_demo(pipe: PipelineConfig, *, prompt: str,
     say("")
     say(prompt + text)
     say("")
-    say(f"more: gristmill generate {train_dir} --prompt 'KING HENRY:' --temperature 0.8")
+    say(f"more: gristmill generate {train_dir} --prompt 'HAMLET:' --temperature 0.8")
     say(f"      gristmill status {pipe.path}")
     result["sample"] = {"prompt": prompt, "text": text}
     return result
