@@ -70,6 +70,9 @@ class StageRun:
     config: Any
     inputs: Sequence[str | Path]
     force: bool = False
+    # Top-level folders the stage neither records nor prunes (e.g. a run's slurm/ logs,
+    # still being written while the manifest is).
+    unmanaged: tuple[str, ...] = ()
     outputs: list[dict[str, Any]] = field(default_factory=list)
     _started: float = 0.0
     _started_at: str = ""
@@ -156,6 +159,8 @@ class StageRun:
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         for p in sorted(self.out.rglob("*"), reverse=True):
             rel = p.relative_to(self.out).as_posix()
+            if rel.split("/", 1)[0] in self.unmanaged:
+                continue
             if p.is_file() and rel not in keep:
                 p.unlink()
             elif p.is_dir() and not any(p.iterdir()):

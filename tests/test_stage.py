@@ -93,3 +93,18 @@ def test_sigkill_mid_ingest_then_rerun_is_byte_identical(tmp_path: Path) -> None
     a, b = read_manifest(clean), read_manifest(killed)
     assert [(o["file"], o["sha256"]) for o in a["outputs"]] == [(o["file"], o["sha256"]) for o in b["outputs"]]
     assert sorted(p.name for p in killed.rglob("*")) == sorted(p.name for p in clean.rglob("*"))
+
+
+def test_unmanaged_folders_are_neither_recorded_nor_pruned(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    (out / "slurm").mkdir(parents=True)
+    (out / "slurm" / "job.log").write_text("still being written")
+    (out / "stale.txt").write_text("from an older run")
+    run = StageRun("toy", out, Cfg(), [], unmanaged=("slurm",))
+    run.begin()
+    run.tmp_path("a.txt").write_text("a")
+    run.publish("a.txt")
+    m = run.finish().manifest
+    assert [o["file"] for o in m["outputs"]] == ["a.txt"]
+    assert (out / "slurm" / "job.log").read_text() == "still being written"
+    assert not (out / "stale.txt").exists()

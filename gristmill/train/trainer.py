@@ -33,6 +33,8 @@ from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, make_optimizer, set_lr
 
 log = logging.getLogger(__name__)
+# Written by `train --slurm` and still growing while the manifest is written: not an output.
+UNMANAGED = ("slurm",)
 LN2 = float(np.log(2.0))
 
 
@@ -85,7 +87,7 @@ class _Run:
         self.out, self.config, self.runtime, self.info = out, config, runtime, info
         self.sources = open_sources(data, config)
         self.stage = StageRun("train", out, config, inputs=[s.path for s in self.sources],
-                              force=runtime.force)
+                              force=runtime.force, unmanaged=UNMANAGED)
         self.mb, self.accum = _split(config, info.world)
         self.device = info.device
         strategy = strategy_for(config.parallel, info)
@@ -321,8 +323,8 @@ class _Run:
             plot_loss(self.out)
             for f in sorted(self.out.rglob("*")):
                 rel = f.relative_to(self.out)
-                if f.is_file() and rel.as_posix() != "manifest.json" and not any(
-                        part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts):
+                if (f.is_file() and rel.as_posix() != "manifest.json" and rel.parts[0] not in UNMANAGED
+                        and not any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts)):
                     self.stage.record(rel.as_posix())
             records = MetricsLog.read(self.out / "metrics.jsonl")
             last_train = next((r for r in reversed(records) if "loss" in r), {})
