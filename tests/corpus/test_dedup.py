@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,13 +16,9 @@ from gristmill.corpus.dedup import DedupConfig, dedup
 from gristmill.corpus.documents import part_name, write_table
 from gristmill.manifest import Counts
 from gristmill.stage import Runtime, StageRun
+from tests.demo import demo_docs
 
 
-def demo_docs() -> list[dict]:
-    """The shipped demo corpus (id, text, source)."""
-    path = resources.files("gristmill") / "data" / "demo" / "demo-corpus.jsonl.gz"
-    with gzip.open(str(path), "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 def write_dataset(out: Path, docs: Sequence[dict], nparts: int = 2, extra: Sequence[str] = ()) -> Path:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +11,7 @@ import pyarrow as pa
 from gristmill.corpus.documents import DOC_SCHEMA, part_name, write_table
 from gristmill.manifest import Counts
 from gristmill.stage import StageRun
+from tests.demo import demo_docs  # noqa: F401  (re-exported for the tokenizer tests)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,12 +32,6 @@ def write_dataset(out: Path, docs: Sequence[dict], per_part: int = 1_000_000) ->
     return out
 
 
-@lru_cache(maxsize=1)
-def demo_docs() -> tuple[dict, ...]:
-    """The 435 documents of the corpus shipped in the package."""
-    path = resources.files("gristmill") / "data" / "demo" / "demo-corpus.jsonl.gz"
-    with gzip.open(str(path), "rt", encoding="utf-8") as f:
-        return tuple(json.loads(line) for line in f)
 
 
 def train_small(tmp: Path, docs: Sequence[dict] | None = None, **config: object) -> Path:

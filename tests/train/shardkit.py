@@ -6,15 +6,15 @@ The tests do not depend on the shard writer: they write ``train-NNNNN.arrow`` / 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from tests.demo import demo_texts
 
 EOS = "<|endoftext|>"
 
@@ -81,15 +81,7 @@ def random_shards(out: Path, *, n_docs: int = 120, vocab_size: int = 300, seed: 
 
 def demo_shards(out: Path, *, max_chars: int = 400_000, vocab_size: int = 512) -> Path:
     """The shipped demo corpus, tokenized with a small byte-level BPE; every 20th doc is val."""
-    path = resources.files("gristmill") / "data" / "demo" / "demo-corpus.jsonl.gz"
-    texts, total = [], 0
-    with gzip.open(str(path), "rt", encoding="utf-8") as f:
-        for line in f:
-            text = json.loads(line)["text"][:6000]
-            texts.append(text)
-            total += len(text)
-            if total >= max_chars:
-                break
+    texts = demo_texts(max_chars, per_doc=6000)
     tok = byte_tokenizer(texts, vocab_size)
     eos = tok.token_to_id(EOS)
     ids = [e.ids + [eos] for e in tok.encode_batch(texts)]

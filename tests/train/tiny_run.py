@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import atexit
 import functools
-import gzip
 import json
 import shutil
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gristmill.train.model import GPT, ModelConfig
+from tests.demo import demo_texts as _demo_texts
 
 EOS = "<|endoftext|>"
 
@@ -29,16 +28,7 @@ EOS = "<|endoftext|>"
 @functools.cache
 def demo_texts(limit_chars: int = 40_000) -> tuple[str, ...]:
     """The first documents of the shipped demo corpus (4,000 characters each at most)."""
-    path = resources.files("gristmill") / "data" / "demo" / "demo-corpus.jsonl.gz"
-    texts, total = [], 0
-    with gzip.open(str(path), "rt", encoding="utf-8") as f:
-        for line in f:
-            text = json.loads(line)["text"][:4000]
-            texts.append(text)
-            total += len(text)
-            if total >= limit_chars:
-                break
-    return tuple(texts)
+    return tuple(_demo_texts(limit_chars, per_doc=4000))
 
 
 def train_tokenizer(texts: tuple[str, ...], vocab_size: int = 400) -> Tokenizer:
