@@ -119,9 +119,9 @@ def reference(tmp_path_factory, small_corpus) -> Path:
 
 def test_reduced_demo_pipeline_runs_then_is_up_to_date(tmp_path):
     text = DEMO_PIPELINE.read_text()
-    for old, new in (('model = "mini"', 'model = "tiny"'), ("max_steps = 300", "max_steps = 6"),
-                     ("vocab_size = 4096", "vocab_size = 512"), ("seq_len = 128", "seq_len = 64"),
-                     ("batch_tokens = 1024", "batch_tokens = 512"), ("every = 50", "every = 3"),
+    for old, new in (('model = "mini"', 'model = "tiny"'), ("max_steps = 500", "max_steps = 6"),
+                     ("vocab_size = 4096", "vocab_size = 512"), ("seq_len = 256", "seq_len = 64"),
+                     ("batch_tokens = 2048", "batch_tokens = 512"), ("every = 50", "every = 3"),
                      ('inputs = ["../data/demo/demo-corpus.jsonl.gz"]', f'inputs = ["{CORPUS}"]')):
         assert old in text, old
         text = text.replace(old, new)
