@@ -53,8 +53,13 @@ class IngestConfig:
 
 
 def _discover(inputs: Sequence[Path]) -> list[tuple[Path, str]]:
-    """Input files with the path to show for them; a ``save_to_disk`` folder contributes its shards."""
+    """Input files with the path to show for them; a ``save_to_disk`` folder contributes its shards.
+
+    Hidden files and folders (``.git``, editor swap files) are skipped, and the skip is logged
+    with a count so that nothing disappears unannounced.
+    """
     found: list[tuple[Path, str]] = []
+    hidden = 0
     for root in inputs:
         if not root.exists():
             raise InputError(f"input not found: {root}")
@@ -63,14 +68,15 @@ def _discover(inputs: Sequence[Path]) -> list[tuple[Path, str]]:
             continue
         for f in _dataset_dir_files(root) or sorted(p for p in root.rglob("*") if p.is_file()):
             rel = f.relative_to(root).as_posix()
-            if not any(part.startswith(".") for part in Path(rel).parts) and f.name not in _METADATA:
+            if any(part.startswith(".") for part in Path(rel).parts):
+                hidden += 1
+            else:
                 found.append((f, f"{root.name}/{rel}"))
+    if hidden:
+        log.warning("ingest: skipped %d hidden files (names starting with '.')", hidden)
     if not found:
         raise InputError(f"no input files under {', '.join(map(str, inputs))}")
     return found
-
-
-_METADATA = {"dataset_info.json", "state.json", "dataset_dict.json", "manifest.json"}
 
 
 def _dataset_dir_files(root: Path) -> list[Path] | None:

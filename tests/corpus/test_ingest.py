@@ -144,3 +144,14 @@ def test_byte_ranges_partition_lines_exactly(tmp_path_factory, chunk: int) -> No
     assert len(units) == -(-(d / "x.jsonl").stat().st_size // chunk)
     got = [r.value["id"] for u in units for r in read_unit(u, "file") if not isinstance(r, Bad)]
     assert got == [f"doc{i}" for i in range(40)]
+
+
+def test_only_hidden_files_are_skipped_and_blank_lines_are_not_records(tmp_path: Path, caplog) -> None:
+    d = tmp_path / "dump"
+    (d / ".git").mkdir(parents=True)
+    (d / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (d / "state.json").write_bytes(b"\n".join(_lines(3, "s")))  # an ordinary name, not a datasets folder
+    (d / "a.jsonl").write_bytes(b"\n\n".join(_lines(2)) + b"\n\n   \n")
+    m = run([d], tmp_path / "o")
+    assert m["counts"] == {"in": 5, "kept": 5, "removed": {}}
+    assert "skipped 1 hidden files" in caplog.text
