@@ -246,15 +246,19 @@ def _assign(docs: Any, labels: Any, n: int) -> Any:
                                                how="inner")[["key", "id", "xhash", "label"]]
     meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="str"),
                          "label": pd.Series(dtype="int64"), "keeper": pd.Series(dtype="str"),
+                         "keeper_key": pd.Series(dtype="int64"),
                          "same_text": pd.Series(dtype="bool"), "size": pd.Series(dtype="int64")})
     return nodes.shuffle(on="label", npartitions=n).map_partitions(_keeper_local, meta=meta)
 
 
 def _keeper_local(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.sort_values(["label", "id"], kind="stable")
+    # The keeper is the smallest id; the unique row key breaks ties, so a repeated or
+    # missing id (datasets not written by ingest) can neither keep two copies nor none.
+    df = df.sort_values(["label", "id", "key"], kind="stable", na_position="last")
     g = df.groupby("label")
     return pd.DataFrame({"key": df.key.to_numpy(), "id": df.id.to_numpy(), "label": df.label.to_numpy(),
                          "keeper": g.id.transform("first").to_numpy(),
+                         "keeper_key": g.key.transform("first").to_numpy().astype(np.int64),
                          "same_text": (g.xhash.transform("first") == df.xhash).to_numpy(),
                          "size": g.id.transform("size").to_numpy().astype(np.int64)})
 
@@ -263,7 +267,7 @@ def _removed(plan: DedupPlan, assigned: Any, near: Any) -> Any:
     """(key, part, reason, duplicate_of, detail) for every document that is not its cluster's keeper."""
     import dask.dataframe as dd
 
-    gone = assigned[assigned.id != assigned.keeper]
+    gone = assigned[assigned.key != assigned.keeper_key]
     if near is not None:
         both = near[["u", "v", "jaccard"]]
         best = (dd.concat([both[["u", "jaccard"]].rename(columns={"u": "key"}),

@@ -202,3 +202,13 @@ def test_help_states_the_default_lsh_choice() -> None:
     assert f"0.8 -> {p:.2f}" in " ".join(r.output.split())
     shown = CliRunner().invoke(cli, ["corpus", "dedup", "x", "-o", "y", "--show-lsh", "--threshold", "0.6"])
     assert shown.exit_code == 0 and "bands x" in shown.output
+
+
+def test_repeated_ids_from_outside_ingest_still_keep_exactly_one_copy(rt: Runtime, tmp_path: Path) -> None:
+    """A dataset not written by ingest may repeat ids: the row order breaks the tie."""
+    text = " ".join(f"word{i}" for i in range(80))
+    docs = [_doc("same", text), _doc("same", text), _doc("other", text + " tail words here")]
+    inp = write_dataset(tmp_path / "in", docs, nparts=1)
+    m = dedup(inp, tmp_path / "out", DedupConfig(mode="exact"), rt).manifest
+    assert m["counts"] == {"in": 3, "kept": 2, "removed": {"exact_duplicate": 1}}
+    assert sorted(d["id"] for d in read_kept(tmp_path / "out")) == ["other", "same"]
