@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from gristmill.cluster import dask_client
 from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, removed_table,
                                         write_table)
-from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, detect_kind, read_unit
+from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, detect_kind, raw_bytes, read_unit
 from gristmill.errors import InputError
 from gristmill.manifest import Counts
 from gristmill.progress import gather
@@ -172,15 +172,15 @@ def to_document(rec: Raw, cfg: IngestConfig, default_source: str) -> dict[str, s
         text, rid, source = value, None, None
     elif isinstance(value, dict):
         if cfg.text_field not in value:
-            return Bad("missing_text", f"no field {cfg.text_field!r}", rec.origin, rec.raw)
+            return Bad("missing_text", f"no field {cfg.text_field!r}", rec.origin, raw_bytes(rec))
         text, rid, source = value[cfg.text_field], value.get(cfg.id_field), value.get(cfg.source_field)
         if not isinstance(text, str):
-            return Bad("non_string_text", f"{cfg.text_field!r} is {type(text).__name__}", rec.origin, rec.raw)
+            return Bad("non_string_text", f"{cfg.text_field!r} is {type(text).__name__}", rec.origin, raw_bytes(rec))
     else:
         return Bad("malformed_json", f"a record must be an object, got {type(value).__name__}",
-                   rec.origin, rec.raw)
+                   rec.origin, raw_bytes(rec))
     if not text.strip():
-        return Bad("empty_text", "empty or whitespace-only text", rec.origin, rec.raw)
+        return Bad("empty_text", "empty or whitespace-only text", rec.origin, raw_bytes(rec))
     if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
         rid = rec.origin  # unique and stable: file, and line or byte offset
     source = cfg.source or (source if isinstance(source, str) and source else default_source)

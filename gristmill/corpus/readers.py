@@ -174,14 +174,30 @@ def _lines(stream: io.BufferedIOBase, rel: str, json_lines: bool) -> Iterator[Ra
 
 
 def _parquet_groups(path: Path, rel: str, start: int, stop: int) -> Iterator[Raw | Bad]:
+    """Rows of row groups ``[start, stop)``; an unreadable group is one record that says how many rows it held."""
     try:
         pf = pq.ParquetFile(path)
-        groups = range(start, pf.num_row_groups if stop < 0 else stop)
-        for g in groups:
-            for i, row in enumerate(pf.read_row_group(g).to_pylist()):
-                yield Raw(row, f"{rel}#rg{g}:{i}")
     except (pa.ArrowException, OSError) as e:
         yield Bad("unreadable_file", f"{type(e).__name__}: {e}", rel)
+        return
+    for g in range(start, pf.num_row_groups if stop < 0 else stop):
+        try:
+            rows = pf.read_row_group(g).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            lost = pf.metadata.row_group(g).num_rows
+            yield Bad("unreadable_file", f"row group {g} ({lost} rows) unreadable: {type(e).__name__}: {e}",
+                      f"{rel}#rg{g}")
+            continue
+        for i, row in enumerate(rows):
+            yield Raw(row, f"{rel}#rg{g}:{i}")
+
+
+def raw_bytes(rec: Raw) -> bytes | None:
+    """The bytes to quarantine with a rejected record: as read, or a table row as JSON."""
+    if rec.raw is not None or not isinstance(rec.value, dict):
+        return rec.raw
+    row = rec.value
+    return json.dumps(row, default=str, ensure_ascii=False).encode()
 
 
 def _open_ipc(source: pa.NativeFile) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader:

@@ -155,3 +155,12 @@ def test_only_hidden_files_are_skipped_and_blank_lines_are_not_records(tmp_path:
     m = run([d], tmp_path / "o")
     assert m["counts"] == {"in": 5, "kept": 5, "removed": {}}
     assert "skipped 1 hidden files" in caplog.text
+
+
+def test_rejected_table_rows_keep_their_content(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"id": ["r1", "r2"], "body": ["wrong field", "also wrong"]}), tmp_path / "t.parquet")
+    m = run([tmp_path / "t.parquet"], tmp_path / "o")
+    assert m["counts"]["removed"] == {"missing_text": 2}
+    removed = pq.read_table(removed_files(tmp_path / "o")[0]).to_pylist()
+    assert json.loads(removed[0]["raw"]) == {"id": "r1", "body": "wrong field"}
+    assert removed[0]["origin"] == "t.parquet#rg0:0"
