@@ -136,8 +136,11 @@ def run_unit(unit: Unit, fn: PartFn, tmp: str, columns: list[str] | None) -> Uni
     else:
         table = pf.read_row_group(unit.row_group, columns=columns).slice(unit.start, unit.stop - unit.start)
     out = fn(table)
-    if out.counts.n_in != table.num_rows or not out.counts.reconciles:
-        raise AssertionError(f"unit {unit.index}: counts do not reconcile with {table.num_rows} rows: "
+    if (out.counts.n_in != table.num_rows or not out.counts.reconciles
+            or out.kept.num_rows != out.counts.kept
+            or out.removed.num_rows != sum(out.counts.removed.values())):
+        raise AssertionError(f"unit {unit.index}: counts do not match {table.num_rows} rows in, {out.kept.num_rows} kept and "
+                             f"{out.removed.num_rows} removed: "
                              f"{out.counts.as_dict()}")
     name = part_name(unit.index)
     kept_path = Path(tmp) / name
