@@ -39,15 +39,45 @@ def _xxh_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename (or unlink) in ``directory`` survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a file written elsewhere (by a library or a worker) to disk before it is renamed."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(src: str | Path, dst: str | Path, *, synced: bool = False) -> None:
+    """fsync ``src``, rename it to ``dst``, fsync ``dst``'s folder: after a crash ``dst`` is
+    either absent/old or complete, never a name pointing at unwritten blocks.
+
+    ``synced`` says the caller already fsynced ``src``'s bytes.
+    """
+    if not synced:
+        fsync_file(src)
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then rename it into place."""
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename it into place durably."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_durably(tmp, path, synced=True)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -56,11 +86,16 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any] | None:
-    """The manifest of a finished stage output, or ``None`` if there is none (or it is corrupt)."""
-    p = Path(directory) / MANIFEST
+    """The raw manifest of a finished stage output, or ``None`` if there is none (or it is corrupt).
+
+    Lenient on purpose (status and reports must not fail on one bad folder); code that acts on
+    a manifest's contents uses :func:`gristmill.formats.stage_manifest.read_stage_manifest`.
+    """
+    from gristmill.formats.stage_manifest import ManifestError, load_manifest_json  # no import cycle
+
     try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return load_manifest_json(Path(directory) / MANIFEST)
+    except ManifestError:
         return None
 
 
@@ -131,7 +166,10 @@ def now() -> str:
 def base_manifest(stage: str, config: dict[str, Any], config_sha: str,
                   inputs: list[dict[str, Any]]) -> dict[str, Any]:
     """The fields every stage manifest shares; stages add theirs before writing."""
+    from gristmill.formats.stage_manifest import MANIFEST_VERSION
+
     return {
+        "manifest_version": MANIFEST_VERSION,
         "stage": stage,
         "gristmill_version": __version__,
         "config": config,

@@ -1,0 +1,202 @@
+"""The stage manifest (``manifest.json``): one typed reader and validator for every stage.
+
+:mod:`gristmill.manifest` writes manifests (``base_manifest`` + :class:`gristmill.stage.StageRun`);
+this module is the only place that parses them. A reader trusts nothing: every key is type
+checked, and every output ``file`` must name a path inside the stage folder (no absolute path,
+no ``..``, no symlink leading out), because later stages open and earlier stages delete what a
+manifest lists.
+
+Versions: ``manifest_version`` 1 is every manifest written before the key existed; 2 adds the
+key itself. (The key is not ``format_version``: the shards stage already uses that name for its
+shard format.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gristmill.errors import InputError
+from gristmill.manifest import MANIFEST, Counts
+
+MANIFEST_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+# Keys every stage manifest has; a stage's own keys (vocab_size, shards, ...) go to ``extra``.
+_CORE = ("manifest_version", "stage", "gristmill_version", "config", "config_hash", "inputs",
+         "outputs", "counts", "started", "finished", "seconds")
+_ENTRY_CORE = ("file", "rows", "bytes", "sha256")
+
+
+class ManifestError(InputError):
+    """A manifest.json exists but is not a valid stage manifest (exit 2, one line)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutputEntry:
+    """One file a stage wrote, relative to its folder (POSIX separators)."""
+
+    file: str
+    rows: int | None
+    bytes: int
+    sha256: str | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, directory: str | Path) -> Path:
+        return Path(directory) / self.file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
+                **self.extra}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StageManifest:
+    """A finished stage's record: what it read, with which config, and what it wrote."""
+
+    manifest_version: int
+    stage: str
+    gristmill_version: str | None
+    config: Mapping[str, Any]
+    config_hash: str | None
+    inputs: tuple[Mapping[str, Any], ...]
+    outputs: tuple[OutputEntry, ...]
+    counts: Counts | None
+    started: str | None
+    finished: str | None
+    seconds: float | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def files(self) -> frozenset[str]:
+        return frozenset(e.file for e in self.outputs)
+
+    def output(self, file: str) -> OutputEntry | None:
+        return next((e for e in self.outputs if e.file == file), None)
+
+
+def read_stage_manifest(directory: str | Path) -> StageManifest | None:
+    """The manifest in ``directory``, or ``None`` if there is none.
+
+    Raises :class:`ManifestError` (one line naming the file) if it exists but is unreadable,
+    not JSON, or not a valid stage manifest.
+    """
+    directory = Path(directory)
+    raw = load_manifest_json(directory / MANIFEST)
+    return None if raw is None else parse_stage_manifest(raw, directory)
+
+
+def load_manifest_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` if the file is missing, ManifestError if it is bad."""
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read the manifest ({e.strerror})") from None
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ManifestError(f"{path}: corrupt manifest, not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{path}: corrupt manifest, expected a JSON object")
+    return obj
+
+
+def parse_stage_manifest(raw: Mapping[str, Any], directory: str | Path) -> StageManifest:
+    """Validate a decoded manifest of the stage folder ``directory``."""
+    directory = Path(directory)
+    where = directory / MANIFEST
+    check = _Checker(where, raw)
+    version = check.opt("manifest_version", int, default=1)
+    if version not in SUPPORTED_VERSIONS:
+        raise ManifestError(f"{where}: manifest_version {version} is not supported by this gristmill "
+                            f"(reads {', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade gristmill")
+    outputs = check.req("outputs", list)
+    counts = check.opt("counts", dict, default=None)
+    seconds = check.opt("seconds", (int, float), default=None)
+    if seconds is not None and not math.isfinite(seconds):
+        raise ManifestError(f"{where}: 'seconds' must be a finite number")
+    return StageManifest(
+        manifest_version=version,
+        stage=check.req("stage", str),
+        gristmill_version=check.opt("gristmill_version", str, default=None),
+        config=check.opt("config", dict, default={}),
+        config_hash=check.opt("config_hash", str, default=None),
+        inputs=tuple(_inputs(where, check.opt("inputs", list, default=[]))),
+        outputs=tuple(_entry(where, directory, i, e) for i, e in enumerate(outputs)),
+        counts=None if counts is None else _counts(where, counts),
+        started=check.opt("started", str, default=None),
+        finished=check.opt("finished", str, default=None),
+        seconds=None if seconds is None else float(seconds),
+        extra={k: v for k, v in raw.items() if k not in _CORE})
+
+
+def check_relative_file(directory: Path, rel: Any, where: str | Path) -> str:
+    """``rel`` if it names a path strictly inside ``directory``; ManifestError otherwise."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel:
+        raise ManifestError(f"{where}: output file {rel!r} is not a relative path")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or p.parts in ((), (".",)) or rel != p.as_posix():
+        raise ManifestError(f"{where}: output file {rel!r} is not a plain path inside the folder")
+    root = directory.resolve()
+    if not (directory / rel).resolve().is_relative_to(root):  # a symlink on the way leads out
+        raise ManifestError(f"{where}: output file {rel!r} leads out of {directory} (symlink)")
+    return rel
+
+
+class _Checker:
+    def __init__(self, where: Path, raw: Mapping[str, Any]) -> None:
+        self.where, self.raw = where, raw
+
+    def req(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in self.raw:
+            raise ManifestError(f"{self.where}: corrupt manifest, missing key {key!r}")
+        return self._typed(key, self.raw[key], kind)
+
+    def opt(self, key: str, kind: type | tuple[type, ...], *, default: Any) -> Any:
+        if self.raw.get(key) is None:
+            return default
+        return self._typed(key, self.raw[key], kind)
+
+    def _typed(self, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise ManifestError(f"{self.where}: corrupt manifest, {key!r} has the wrong type "
+                                f"({type(value).__name__})")
+        return value
+
+
+def _inputs(where: Path, items: list[Any]) -> list[Mapping[str, Any]]:
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise ManifestError(f"{where}: corrupt manifest, inputs[{i}] is not an input record")
+    return items
+
+
+def _entry(where: Path, directory: Path, i: int, e: Any) -> OutputEntry:
+    if not isinstance(e, dict):
+        raise ManifestError(f"{where}: corrupt manifest, outputs[{i}] is not an object")
+    check = _Checker(where, e)
+    rows = check.opt("rows", int, default=None)
+    size = check.req("bytes", int)
+    if size < 0 or (rows is not None and rows < 0):
+        raise ManifestError(f"{where}: outputs[{i}] has a negative size or row count")
+    return OutputEntry(file=check_relative_file(directory, check.req("file", str), where),
+                       rows=rows, bytes=size, sha256=check.opt("sha256", str, default=None),
+                       extra={k: v for k, v in e.items() if k not in _ENTRY_CORE})
+
+
+def _counts(where: Path, d: dict[str, Any]) -> Counts:
+    check = _Checker(where, d)
+    n_in, kept, removed = check.req("in", int), check.req("kept", int), check.opt("removed", dict, default={})
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+               for k, v in removed.items()):
+        raise ManifestError(f"{where}: corrupt manifest, counts.removed must map reasons to integers")
+    return Counts(n_in=n_in, kept=kept, removed=dict(removed))
+
+
+__all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "StageManifest", "read_stage_manifest",
+           "parse_stage_manifest", "load_manifest_json", "check_relative_file"]
