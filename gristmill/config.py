@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import types
 import typing
@@ -134,6 +135,12 @@ def _scalar(tp: Any, val: Any, where: str) -> Any:
     accepted, expected = _SCALARS[tp]
     if not isinstance(val, accepted) or (tp is not bool and isinstance(val, bool)):
         raise ConfigError(f"{where}: expected {expected}, got {val!r}")
+    if tp is float:  # TOML and float() both accept inf and nan, and a huge integer overflows
+        num = float(val) if not isinstance(val, int) or abs(val) < 2 ** 1023 else math.inf
+        if not math.isfinite(num):
+            shown = repr(val) if isinstance(val, float) else "an integer too large for a float"
+            raise ConfigError(f"{where}: expected a finite number, got {shown}")
+        return num
     return tp(val)
 
 
