@@ -11,12 +11,20 @@ that a later stage would read::
     tmp = run.tmp_path("part-00000.parquet"); ...write tmp...
     run.publish("part-00000.parquet", rows=n)
     return run.finish(counts)
+
+Ownership (a user's files are never ours to delete): ``begin`` accepts an output folder only
+if it is missing, empty, or already this stage's (its marker ``.gristmill-stage.jsonl``, written
+before anything else, or its manifest names the same stage), and never one equal to, inside or
+above an input. Pruning deletes only files that this stage's earlier runs listed (their
+manifest, or the marker's journal of what a crashed run published) and that this run did not
+write again; any other file in the folder is left alone and logged. ``force`` reruns a stage,
+it never widens what may be deleted. A lock file in the folder keeps a second process out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -25,12 +33,22 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import config_hash, to_dict
-from gristmill.manifest import (MANIFEST, Counts, atomic_write_json, base_manifest, fingerprint,
-                                now, read_manifest, sha256_file)
+from gristmill.errors import GristmillError
+from gristmill.formats.stage_manifest import (ManifestError, StageManifest, check_relative_file,
+                                              parse_stage_manifest, read_stage_manifest)
+from gristmill.locks import FileLock
+from gristmill.manifest import (MANIFEST, Counts, atomic_write_bytes, atomic_write_json, base_manifest,
+                                fingerprint, fsync_dir, now, read_manifest, replace_durably, sha256_file)
 
 log = logging.getLogger(__name__)
 
 TMP_DIR = ".tmp"
+MARKER = ".gristmill-stage.jsonl"  # line 1: {"stage", "previous"}; then {"published": rel} per file
+LOCK = ".gristmill-stage.lock"
+_BOOKKEEPING = frozenset({MANIFEST, MARKER, LOCK, TMP_DIR})
+# The stage locks this process holds, by resolved folder: a stage that failed in this process
+# (no finish) must not lock its own rerun out. Other processes are kept out by the flock.
+_HELD: dict[Path, FileLock] = {}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,12 +89,16 @@ class StageRun:
     inputs: Sequence[str | Path]
     force: bool = False
     # Top-level folders the stage neither records nor prunes (e.g. a run's slurm/ logs,
-    # still being written while the manifest is).
+    # still being written while the manifest is); they do not make a folder "not empty".
     unmanaged: tuple[str, ...] = ()
+    # Top-level work areas of the stage's own besides .tmp (e.g. shards' .work/, kept across a
+    # crash so a rerun resumes): removed whole by finish, like .tmp.
+    scratch_dirs: tuple[str, ...] = ()
     outputs: list[dict[str, Any]] = field(default_factory=list)
     _started: float = 0.0
     _started_at: str = ""
     _fingerprint: list[dict[str, Any]] | None = None
+    _previous: frozenset[str] | None = None  # set by claim(): files earlier runs listed
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -97,15 +119,31 @@ class StageRun:
             return None
         m = read_manifest(self.out)
         if (m is None or m.get("stage") != self.stage or m.get("config_hash") != self.config_hash
-                or m.get("inputs") != self.input_fingerprint):
+                or m.get("inputs") != self.input_fingerprint or _invalid(m, self.out)):
             return None
         log.info("%s: up to date (%s)", self.stage, self.out)
         return StageResult(stage=self.stage, output=self.out, manifest=m, up_to_date=True)
 
+    def claim(self) -> None:
+        """Check the folder may be written (see the module docstring) and lock it; idempotent.
+
+        :meth:`begin` calls it; a stage that deletes anything of its own before ``begin``
+        (train's ``--force`` wipes checkpoints) calls it first.
+        """
+        if self._previous is not None:
+            return
+        self._check_inputs()
+        self._previous = self._owned_files()  # read-only: refuse before creating anything
+        self._lock()
+        self._previous = self._owned_files()  # again under the lock: another run may have finished
+
     def begin(self) -> None:
-        """Invalidate any previous result, then prepare a clean temp area."""
+        """Claim the folder, invalidate any previous result, then prepare a clean temp area."""
+        self.claim()
+        assert self._previous is not None
         self._started, self._started_at = time.monotonic(), now()
-        self.out.mkdir(parents=True, exist_ok=True)
+        header = {"stage": self.stage, "previous": sorted(self._previous)}
+        atomic_write_bytes(self.out / MARKER, (json.dumps(header) + "\n").encode())
         (self.out / MANIFEST).unlink(missing_ok=True)
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         (self.out / TMP_DIR).mkdir()
@@ -123,10 +161,12 @@ class StageRun:
 
     def publish(self, rel: str, *, rows: int | None = None, sha256: str | None = None,
                 **extra: Any) -> dict[str, Any]:
-        """Move ``tmp_path(rel)`` into place and record it (rows, bytes, sha256) for the manifest."""
+        """Move ``tmp_path(rel)`` into place durably and record it (rows, bytes, sha256)."""
         src, dst = self.out / TMP_DIR / rel, self.out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
+        with open(self.out / MARKER, "a") as journal:  # before the rename: a crash then still knows dst
+            journal.write(json.dumps({"published": rel}) + "\n")
+        replace_durably(src, dst)
         return self.record(rel, rows=rows, sha256=sha256, **extra)
 
     def record(self, rel: str, *, rows: int | None = None, sha256: str | None = None,
@@ -146,22 +186,147 @@ class StageRun:
         self.outputs.sort(key=lambda e: e["file"])
         manifest = base_manifest(self.stage, to_dict(self.config), self.config_hash,
                                  self.input_fingerprint)
+        clash = set(extra) & (set(manifest) | {"outputs", "started", "finished", "seconds", "counts"})
+        assert not clash, f"{self.stage}: stage fields {sorted(clash)} shadow manifest keys"
         manifest.update(outputs=self.outputs, started=self._started_at, finished=now(),
                         seconds=round(time.monotonic() - self._started, 3), **extra)
         if counts is not None:
             manifest["counts"] = counts.as_dict()
+        fsync_dir(self.out)  # every rename and unlink above is on disk before the manifest says done
         atomic_write_json(self.out / MANIFEST, manifest)
+        # The manifest now lists the files; the marker keeps only the owner (and is the same
+        # bytes whatever happened during the run).
+        atomic_write_bytes(self.out / MARKER, (json.dumps({"stage": self.stage}) + "\n").encode())
+        self._unlock()
         log.info("%s: wrote %s", self.stage, self.out)
         return StageResult(stage=self.stage, output=self.out, manifest=manifest)
 
+    # -------------------------------------------------------------- ownership
+    def _refuse(self, why: str) -> GristmillError:
+        return GristmillError(f"{self.stage}: output folder {self.out} {why}")
+
+    def _check_inputs(self) -> None:
+        out = self.out.resolve()
+        for p in self.inputs:
+            inp = Path(p).resolve()
+            if out == inp:
+                raise self._refuse("is also an input; choose a new folder for the output")
+            if out.is_relative_to(inp):
+                raise self._refuse(f"is inside the input {p}; choose a folder outside the inputs")
+            if inp.is_relative_to(out):
+                raise self._refuse(f"holds the input {p}; choose a folder outside the inputs")
+
+    def _owned_files(self) -> frozenset[str]:
+        """What earlier runs of this stage listed here; refuses a folder that is not this stage's."""
+        out = self.out
+        if not out.is_dir():
+            if out.exists() or out.is_symlink():
+                raise self._refuse("exists and is not a folder")
+            return frozenset()
+        names = sorted(p.name for p in out.iterdir() if p.name not in {LOCK, *self.unmanaged})
+        marker = _read_marker(out / MARKER)
+        if marker is not None and marker[0] != self.stage:
+            raise self._refuse(f"holds a {marker[0]!r} stage's output, not {self.stage!r}'s; "
+                               "choose another folder")
+        manifest: StageManifest | None = None
+        if MANIFEST in names:
+            try:
+                manifest = read_stage_manifest(out)
+            except ManifestError as e:
+                if marker is None:
+                    raise self._refuse(f"has a manifest.json that is not gristmill's ({e.message}); "
+                                       "choose another folder") from None
+                log.warning("%s: ignoring a corrupt manifest (%s)", self.stage, e.message)
+        if manifest is not None and manifest.stage != self.stage:
+            raise self._refuse(f"holds a {manifest.stage!r} stage's output, not {self.stage!r}'s; "
+                               "choose another folder")
+        if marker is None and manifest is None and names:
+            raise self._refuse(f"is not empty and holds no gristmill {self.stage} output (it has "
+                               f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); "
+                               "choose an empty or new folder")
+        return (marker[1] if marker else frozenset()) | (manifest.files if manifest else frozenset())
+
+    def _lock(self) -> None:
+        key = self.out.resolve()
+        held = _HELD.pop(key, None)
+        if held is not None:
+            if held.held and held.same_file():
+                _HELD[key] = held
+                return
+            held.release()
+        self.out.mkdir(parents=True, exist_ok=True)
+        _HELD[key] = FileLock.acquire(
+            self.out / LOCK, busy=f"{self.stage}: another gristmill command (pid {{pid}}) is writing to "
+                                  f"{self.out}; wait for it to finish, or choose another output folder")
+
+    def _unlock(self) -> None:
+        held = _HELD.pop(self.out.resolve(), None)
+        if held is not None:
+            held.release()
+
     def _remove_stale(self) -> None:
-        keep = {e["file"] for e in self.outputs} | {MANIFEST}
-        shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
-        for p in sorted(self.out.rglob("*"), reverse=True):
-            rel = p.relative_to(self.out).as_posix()
-            if rel.split("/", 1)[0] in self.unmanaged:
+        """Delete what earlier runs listed and this run did not write again; nothing else."""
+        for scratch in (TMP_DIR, *self.scratch_dirs):
+            shutil.rmtree(self.out / scratch, ignore_errors=True)
+        keep = {e["file"] for e in self.outputs}
+        skip = {*self.unmanaged, *self.scratch_dirs}
+        for rel in sorted((self._previous or frozenset()) - keep - _BOOKKEEPING):
+            if rel.split("/", 1)[0] in skip:
                 continue
-            if p.is_file() and rel not in keep:
+            try:
+                check_relative_file(self.out, rel, self.out / MARKER)
+            except ManifestError as e:
+                log.warning("%s: not removing %s", self.stage, e.message)
+                continue
+            p = self.out / rel
+            if p.is_symlink() or p.is_file():
                 p.unlink()
-            elif p.is_dir() and not any(p.iterdir()):
-                p.rmdir()
+                _remove_empty_parents(p.parent, self.out)
+        self._log_unknown(keep, skip)
+
+    def _log_unknown(self, keep: set[str], skip: set[str]) -> None:
+        unknown = sorted(rel for p in self.out.rglob("*") if (p.is_file() or p.is_symlink())
+                         and (rel := p.relative_to(self.out).as_posix()) not in keep
+                         and rel.split("/", 1)[0] not in skip | _BOOKKEEPING)
+        if unknown:
+            log.warning("%s: left %d file(s) in %s that this stage did not write (e.g. %s); "
+                        "they are not part of its output", self.stage, len(unknown), self.out,
+                        ", ".join(unknown[:3]))
+
+
+def _invalid(m: dict[str, Any], out: Path) -> bool:
+    """Whether a manifest fails validation (then the stage reruns rather than trusting it)."""
+    try:
+        parse_stage_manifest(m, out)
+    except ManifestError as e:
+        log.warning("%s", e.message)
+        return True
+    return False
+
+
+def _read_marker(path: Path) -> tuple[str, frozenset[str]] | None:
+    """(stage, files its earlier runs listed or published) from a folder's marker, if any."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        head = json.loads(lines[0])
+        stage, files = head["stage"], set(head.get("previous", []))
+        if not isinstance(stage, str):
+            raise TypeError(stage)
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise GristmillError(f"{path} is not a gristmill stage marker; remove it, or choose another "
+                             "output folder") from None
+    for line in lines[1:]:
+        try:
+            files.add(json.loads(line)["published"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a crash: that file was not renamed yet
+    return stage, frozenset(f for f in files if isinstance(f, str))
+
+
+def _remove_empty_parents(d: Path, root: Path) -> None:
+    while d != root and d.is_relative_to(root) and not any(d.iterdir()):
+        d.rmdir()
+        d = d.parent

@@ -55,7 +55,8 @@ def test_rerun_removes_stale_outputs_and_records_sha(tmp_path: Path) -> None:
     out = tmp_path / "out"
     _run(out, inp, Cfg(), ["a.txt", "sub/b.txt"])
     _run(out, inp, Cfg(n=2), ["a.txt"])
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.txt", "manifest.json"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.name.startswith(".")) == [
+        "a.txt", "manifest.json"]
     m = read_manifest(out)
     assert m["outputs"][0]["file"] == "a.txt" and m["outputs"][0]["bytes"] == 10
     assert m["counts"] == {"in": 1, "kept": 1, "removed": {}}
@@ -98,9 +99,13 @@ def test_sigkill_mid_ingest_then_rerun_is_byte_identical(tmp_path: Path) -> None
 def test_unmanaged_folders_are_neither_recorded_nor_pruned(tmp_path: Path) -> None:
     out = tmp_path / "run"
     (out / "slurm").mkdir(parents=True)
-    (out / "slurm" / "job.log").write_text("still being written")
-    (out / "stale.txt").write_text("from an older run")
-    run = StageRun("toy", out, Cfg(), [], unmanaged=("slurm",))
+    (out / "slurm" / "job.log").write_text("still being written")  # the runner writes it before the stage
+    first = StageRun("toy", out, Cfg(), [], unmanaged=("slurm",))
+    first.begin()
+    first.tmp_path("stale.txt").write_text("from an older run")
+    first.publish("stale.txt")
+    first.finish()
+    run = StageRun("toy", out, Cfg(n=2), [], unmanaged=("slurm",))
     run.begin()
     run.tmp_path("a.txt").write_text("a")
     run.publish("a.txt")
