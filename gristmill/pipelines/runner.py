@@ -9,9 +9,7 @@ and nothing before it. A stage killed mid-way left no manifest, so the next run 
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,6 +19,7 @@ from typing import Any, Literal
 
 from gristmill.config import config_hash, to_dict
 from gristmill.errors import GristmillError
+from gristmill.locks import FileLock, lock_holder
 from gristmill.manifest import fingerprint, read_manifest
 from gristmill.pipelines.clusters import data_runtime
 from gristmill.pipelines.spec import PipelineConfig
@@ -219,36 +218,14 @@ class _DataCluster:
 def root_lock(root: Path) -> Iterator[None]:
     """Only one run writes to a root at a time; the lock dies with the process, even on SIGKILL."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            raise GristmillError(f"another `gristmill run` (pid {f.read().strip() or '?'}) is writing to "
-                                 f"{root}; wait for it to finish, or stop it") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    busy = f"another `gristmill run` (pid {{pid}}) is writing to {root}; wait for it to finish, or stop it"
+    with FileLock.acquire(root / LOCK, busy=busy):
+        yield
 
 
 def running_pid(root: Path) -> str | None:
     """The pid of the `gristmill run` writing to ``root`` now, if any."""
-    try:
-        f = open(root / LOCK)
-    except FileNotFoundError:
-        return None
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return f.read().strip() or "?"
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return None
+    return lock_holder(root / LOCK)
 
 
 def _check_inputs(pipe: PipelineConfig, spec: StageSpec) -> None:
