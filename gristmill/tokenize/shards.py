@@ -96,7 +96,8 @@ def write_shards(inp: Path, tokenizer: Path, out: Path, config: ShardsConfig,
     """Encode the documents of ``inp`` with ``tokenizer`` into token shards under ``out``."""
     tok_path = resolve_tokenizer(tokenizer)
     parts = part_files(inp)
-    run = StageRun("shards", out, config, inputs=[inp, tok_path], force=runtime.force)
+    run = StageRun("shards", out, config, inputs=[inp, tok_path], force=runtime.force,
+                   scratch_dirs=(WORK_DIR,))
     if (done := run.up_to_date()) is not None:
         return done
     enc = load_encoder(tok_path)

@@ -121,6 +121,7 @@ class _Run:
         return value
 
     def _decide(self, resume: bool | None) -> tuple[int, Path] | None:
+        self.stage.claim()  # the folder must be this stage's before --force wipes anything in it
         found = ckpt.latest_checkpoint(self.out)
         if self.runtime.force:
             shutil.rmtree(self.out / ckpt.CHECKPOINTS, ignore_errors=True)
