@@ -32,6 +32,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 
+def _check_finite(cfg: Any, *names: str) -> None:
+    """Refuse inf and nan (legal in TOML and in ``float()``): nan passes every range check."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SourceConfig:
     """One shard directory of a data mixture, drawn with probability ``weight / sum(weights)``."""
@@ -43,7 +51,8 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "=:/ "):
             raise ValueError(f"source name must be non-empty without '=', ':', '/' or spaces: {self.name!r}")
-        if not (self.weight > 0 and math.isfinite(self.weight)):
+        _check_finite(self, "weight")
+        if not self.weight > 0:
             raise ValueError(f"source {self.name!r}: weight must be > 0, got {self.weight}")
 
 
@@ -80,6 +89,7 @@ class OptimConfig:
     decay_embeddings: bool = False
 
     def __post_init__(self) -> None:
+        _check_finite(self, "lr", "min_lr_ratio", "weight_decay", "beta1", "beta2", "eps", "grad_clip")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -100,6 +110,7 @@ class ScheduleConfig:
     decay_frac: float = 0.2          # wsd: the last fraction of steps decays linearly to min lr
 
     def __post_init__(self) -> None:
+        _check_finite(self, "decay_frac")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 < self.decay_frac <= 1:
@@ -122,8 +133,10 @@ class ParallelConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.peak_flops is not None and not self.peak_flops > 0:
-            raise ValueError(f"peak_flops must be > 0, got {self.peak_flops}")
+        if self.peak_flops is not None:
+            _check_finite(self, "peak_flops")
+            if not self.peak_flops > 0:
+                raise ValueError(f"peak_flops must be > 0, got {self.peak_flops}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -33,6 +33,11 @@ _NAMED: dict[str, dict[str, int]] = {
     "large": {"n_layer": 36, "n_head": 20, "d_model": 1280},   # ~774M
 }
 FFN_MULTIPLE = 64  # SwiGLU hidden size is rounded up to this, for matmul-friendly shapes
+# Upper bounds far above any model this project trains, so that a mistyped or edited config
+# (``model.json`` is read from disk) fails at once instead of allocating until memory runs out;
+# max_seq_len also sizes the RoPE tables, which no weight file describes.
+_CAPS = {"vocab_size": 1 << 24, "n_layer": 1024, "n_head": 1024, "n_kv_head": 1024, "d_model": 1 << 16,
+         "max_seq_len": 1 << 20, "ffn_hidden": 1 << 20}
 
 
 def default_ffn_hidden(d_model: int) -> int:
@@ -63,10 +68,12 @@ class ModelConfig:
             object.__setattr__(self, "n_kv_head", self.n_head)
         if self.ffn_hidden is None:
             object.__setattr__(self, "ffn_hidden", default_ffn_hidden(self.d_model))
-        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "d_model", "max_seq_len", "ffn_hidden"):
+        for name, cap in _CAPS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value > cap:
+                raise ValueError(f"{name} must be at most {cap:,}, got {value:,}")
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         if self.head_dim % 2:
@@ -74,8 +81,11 @@ class ModelConfig:
         if self.n_head % self.n_kv_head:  # type: ignore[operator]
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         for name in ("rope_theta", "norm_eps", "init_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"tie_embeddings must be true or false, got {self.tie_embeddings!r}")
 
     @property
     def head_dim(self) -> int:
