@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
@@ -86,8 +86,40 @@ def read_model_config(run_dir: Path) -> ModelConfig:
         raise InputError(f"{path}: not a valid model config: {e}") from None
 
 
+def _clean_name(key: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        key = key.removeprefix(prefix)
+    return key
+
+
+def check_weight_shapes(run_dir: Path, config: ModelConfig) -> None:
+    """Refuse ``RUN/model.safetensors`` unless its header (names and shapes only; no tensor data is
+    read) is exactly the parameters ``config`` describes, so an edited ``model.json`` is caught
+    before the model is allocated."""
+    path = run_dir / WEIGHTS
+    if not path.is_file():
+        raise InputError(f"{path} not found: has training saved a checkpoint yet?")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            found = {_clean_name(k): list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise InputError(f"{path}: unreadable safetensors file: {e}") from None
+    with torch.device("meta"):  # shapes only: a meta model allocates nothing whatever the config
+        expected = {k: list(v.shape) for k, v in GPT(config).state_dict().items()}
+    if config.tie_embeddings and found.get("lm_head.weight") == expected.get("embed_tokens.weight"):
+        found.pop("lm_head.weight")  # a writer that materialised the tied head; compared in read_weights
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise InputError(f"{path}: weights do not match {run_dir / MODEL_JSON} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise InputError(f"{path}: weights do not match {run_dir / MODEL_JSON}: {name} has shape "
+                             f"{found[name]} where the config implies {shape} (edited, or another model's)")
+
+
 def read_weights(run_dir: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """Tensors of ``RUN/model.safetensors`` under ``GPT.state_dict()`` names."""
+    """Tensors of ``RUN/model.safetensors`` under ``GPT.state_dict()`` names, all finite."""
     path = run_dir / WEIGHTS
     if not path.is_file():
         raise InputError(f"{path} not found: has training saved a checkpoint yet?")
@@ -95,11 +127,12 @@ def read_weights(run_dir: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise InputError(f"{path}: unreadable safetensors file: {e}") from None
-    clean = {}
-    for key, value in tensors.items():
-        for prefix in _WRAPPER_PREFIXES:
-            key = key.removeprefix(prefix)
-        clean[key] = value
+    clean = {_clean_name(key): value for key, value in tensors.items()}
+    for key, value in clean.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise InputError(f"{path}: {key} holds {bad} non-finite values (NaN or Inf): the weights are "
+                             "corrupt or training diverged; use an earlier checkpoint")
     if config.tie_embeddings and "lm_head.weight" in clean:
         # a writer that materialised the tied head: harmless if it really is the embedding
         head = clean.pop("lm_head.weight")
@@ -133,6 +166,7 @@ def load_run(run_dir: str | Path, *, device: str = "cpu", dtype: torch.dtype = t
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
     if vocab > config.vocab_size:
         raise InputError(f"{run_dir}: tokenizer has {vocab} tokens but the model only {config.vocab_size}")
+    check_weight_shapes(run_dir, config)
     state = read_weights(run_dir, config)
     with torch.device("meta"):
         model = GPT(config)
