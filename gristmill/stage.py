@@ -27,7 +27,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +142,7 @@ class StageRun:
         self.claim()
         assert self._previous is not None
         self._started, self._started_at = time.monotonic(), now()
-        header = {"stage": self.stage, "previous": sorted(self._previous)}
-        atomic_write_bytes(self.out / MARKER, (json.dumps(header) + "\n").encode())
+        self._write_marker(self._previous)
         (self.out / MANIFEST).unlink(missing_ok=True)
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         (self.out / TMP_DIR).mkdir()
@@ -192,14 +191,18 @@ class StageRun:
                         seconds=round(time.monotonic() - self._started, 3), **extra)
         if counts is not None:
             manifest["counts"] = counts.as_dict()
+        # The marker forgets the journal (a crash from here on leaves exactly these outputs to
+        # prune), so its bytes do not depend on how the run went; then the manifest, last.
+        self._write_marker(e["file"] for e in self.outputs)
         fsync_dir(self.out)  # every rename and unlink above is on disk before the manifest says done
         atomic_write_json(self.out / MANIFEST, manifest)
-        # The manifest now lists the files; the marker keeps only the owner (and is the same
-        # bytes whatever happened during the run).
-        atomic_write_bytes(self.out / MARKER, (json.dumps({"stage": self.stage}) + "\n").encode())
         self._unlock()
         log.info("%s: wrote %s", self.stage, self.out)
         return StageResult(stage=self.stage, output=self.out, manifest=manifest)
+
+    def _write_marker(self, files: Iterable[str]) -> None:
+        header = {"stage": self.stage, "previous": sorted(files)}
+        atomic_write_bytes(self.out / MARKER, (json.dumps(header) + "\n").encode())
 
     # -------------------------------------------------------------- ownership
     def _refuse(self, why: str) -> GristmillError:

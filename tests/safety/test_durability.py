@@ -1,0 +1,61 @@
+"""Outputs reach the disk before their names do, and the manifest is the last thing written."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gristmill.manifest import Counts, atomic_write_bytes
+from gristmill.stage import MARKER, StageRun
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Cfg:
+    n: int = 1
+
+
+@pytest.fixture
+def events(monkeypatch) -> list[tuple[str, str]]:
+    """("fsync", path) and ("replace", destination) in the order they happen."""
+    log: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        log.append(("replace", str(Path(dst).resolve())))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return log
+
+
+def test_each_output_is_fsynced_before_its_rename_and_its_folder_after(tmp_path, events):
+    out = (tmp_path / "out").resolve()
+    run = StageRun("toy", out, _Cfg(), [])
+    run.begin()
+    for name in ("a.txt", "sub/b.txt"):
+        run.tmp_path(name).write_text(name)
+        events.clear()
+        run.publish(name, rows=1)
+        src, dst = str(out / ".tmp" / name), str(out / name)
+        assert events == [("fsync", src), ("replace", dst), ("fsync", str(Path(dst).parent))]
+    events.clear()
+    run.finish(Counts(n_in=2, kept=2))
+    manifest = ("replace", str(out / "manifest.json"))
+    i = events.index(manifest)
+    assert ("fsync", str(out)) in events[:i]          # renames and prunes are on disk first
+    assert events[i - 1][0] == "fsync" and events[i + 1:] == [("fsync", str(out))]  # nothing after
+    assert ("replace", str(out / MARKER)) in events[:i]
+
+
+def test_atomic_write_fsyncs_the_file_then_the_folder(tmp_path, events):
+    atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    assert events[1][1] == str((tmp_path / "x.json").resolve()) and events[2][1] == str(tmp_path.resolve())

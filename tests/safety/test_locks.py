@@ -1,0 +1,87 @@
+"""One writer per output folder and per pipeline root; a lock file never writes through a link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gristmill.errors import GristmillError
+from gristmill.locks import FileLock, lock_holder
+from gristmill.pipelines.runner import LOCK, root_lock, running_pid
+from gristmill.stage import LOCK as STAGE_LOCK
+
+_HOLDER = """
+import sys
+from gristmill.locks import FileLock
+lock = FileLock.acquire(sys.argv[1], busy="busy")
+print("held", flush=True)
+sys.stdin.read()  # hold until the test closes our stdin
+"""
+
+
+def _hold(path: Path) -> subprocess.Popen:
+    """Another process holding the lock at ``path`` (as a running stage would)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_a_second_stage_writing_to_the_same_folder_exits_2(invoke, raw_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _hold(out / STAGE_LOCK)
+    try:
+        r = invoke("corpus", "ingest", raw_dir, "-o", out, "--workers", "1")
+        assert r.exit_code == 2, r.output
+        line = r.output.strip()
+        assert "\n" not in line and f"another gristmill command (pid {proc.pid}) is writing to {out}" in line
+        assert not (out / "manifest.json").exists()
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert lock_holder(out / STAGE_LOCK) is None  # the lock died with its process
+    assert invoke("corpus", "ingest", raw_dir, "-o", out, "--workers", "1").exit_code == 0
+
+
+def test_run_lock_symlink_to_a_user_file_is_refused_and_the_file_survives(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / LOCK).symlink_to(precious)
+    with pytest.raises(GristmillError, match="is a symbolic link") as e:
+        with root_lock(root):
+            pass
+    assert "\n" not in e.value.message and str(root / LOCK) in e.value.message
+    with pytest.raises(GristmillError, match="is a symbolic link"):
+        running_pid(root)
+    assert precious.read_text() == "do not truncate me\n"
+
+
+def test_stage_lock_symlink_or_hard_link_is_refused(invoke, raw_dir, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine\n")
+    for kind in ("symlink", "hardlink"):
+        out = tmp_path / kind
+        out.mkdir()
+        if kind == "symlink":
+            (out / STAGE_LOCK).symlink_to(precious)
+        else:
+            os.link(precious, out / STAGE_LOCK)
+        r = invoke("corpus", "ingest", raw_dir, "-o", out, "--workers", "1")
+        assert r.exit_code == 2 and "a lock file must be a plain file" in r.output, r.output
+    assert precious.read_text() == "mine\n"
+
+
+def test_run_lock_names_the_running_pid_and_is_free_after_release(tmp_path):
+    root = tmp_path / "root"
+    with root_lock(root):
+        assert running_pid(root) == str(os.getpid())
+        with pytest.raises(GristmillError, match=f"another `gristmill run` \\(pid {os.getpid()}\\)"):
+            FileLock.acquire(root / LOCK, busy="another `gristmill run` (pid {pid}) is writing")
+    assert running_pid(root) is None

@@ -1,0 +1,165 @@
+"""A stage writes only into a folder it owns and deletes only what its own earlier runs listed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gristmill.errors import GristmillError
+from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
+from gristmill.manifest import MANIFEST, Counts
+from gristmill.stage import StageRun
+from tests.safety.conftest import snapshot
+
+
+def _refused(r, folder: Path, why: str) -> None:
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit)
+    line = r.output.strip()
+    assert "\n" not in line and str(folder) in line and why in line, line
+
+
+def test_ingest_into_its_own_input_folder_is_refused_and_every_file_survives(invoke, raw_dir):
+    before = snapshot(raw_dir)
+    _refused(invoke("corpus", "ingest", raw_dir, "-o", raw_dir, "--workers", "1"), raw_dir, "is also an input")
+    assert snapshot(raw_dir) == before
+
+
+def test_ingest_into_a_users_folder_is_refused_and_the_thesis_survives(invoke, raw_dir, user_folder):
+    before = snapshot(user_folder)
+    for force in ((), ("--force",)):  # --force never makes a folder ours
+        r = invoke("corpus", "ingest", raw_dir / "a.jsonl", "-o", user_folder, "--workers", "1", *force)
+        _refused(r, user_folder, "is not empty and holds no gristmill ingest output")
+    assert snapshot(user_folder) == before
+
+
+@pytest.mark.parametrize("where", ["inside", "above"])
+def test_output_inside_or_above_an_input_is_refused(invoke, raw_dir, where):
+    out = raw_dir / "out" if where == "inside" else raw_dir.parent
+    before = snapshot(raw_dir)
+    r = invoke("corpus", "ingest", raw_dir, "-o", out, "--workers", "1")
+    _refused(r, out, "is inside the input" if where == "inside" else "holds the input")
+    assert snapshot(raw_dir) == before and not (raw_dir / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["tokenizer", "shards", "clean"])
+def test_every_stage_refuses_to_write_over_its_input(invoke, corpus, tokenizer, command):
+    before = snapshot(corpus.parent)
+    if command == "tokenizer":
+        r = invoke("tokenizer", "train", corpus, "-o", corpus, "--vocab-size", "300")
+        out, why = corpus, "is also an input"
+    elif command == "shards":
+        r = invoke("shards", "write", corpus, "--tokenizer", tokenizer, "-o", corpus, "--workers", "1")
+        out, why = corpus, "is also an input"
+    else:  # clean S/ingest -o S: the output would hold its input
+        r = invoke("corpus", "clean", corpus, "-o", corpus.parent, "--workers", "1")
+        out, why = corpus.parent, "holds the input"
+    _refused(r, out, why)
+    assert snapshot(corpus.parent) == before
+
+
+def test_a_folder_holding_another_stages_output_is_refused(invoke, raw_dir, corpus):
+    before = snapshot(corpus)
+    r = invoke("corpus", "ingest", raw_dir, "-o", corpus, "--workers", "1", "--force")
+    _refused(r, corpus, "holds a 'fixture' stage's output")
+    assert snapshot(corpus) == before
+
+
+def test_rerun_prunes_only_what_its_previous_manifest_listed(invoke, raw_dir, tmp_path):
+    """Rule: a file the stage did not list is the user's, even inside the stage's folder; it is
+    left alone (and logged), on a rerun and on --force alike."""
+    out = tmp_path / "ingest"
+    first = invoke("corpus", "ingest", raw_dir / "a.jsonl", "-o", out, "--workers", "1", "--chunk-bytes", "4096")
+    assert first.exit_code == 0, first.output
+    old = {e.file for e in read_stage_manifest(out).outputs}
+    assert len([f for f in old if f.startswith("part-")]) > 1  # several parts, so a rerun has stale ones
+    (out / "my-notes.txt").write_text("mine")
+    (out / "removed").mkdir(exist_ok=True)
+    (out / "removed" / "keep-me.parquet").write_bytes(b"not gristmill's")
+    second = invoke("corpus", "ingest", raw_dir / "a.jsonl", "-o", out, "--workers", "1", "--force")
+    assert second.exit_code == 0, second.output
+    new = {e.file for e in read_stage_manifest(out).outputs}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert on_disk == new | {MANIFEST, "my-notes.txt", "removed/keep-me.parquet"}
+    assert old - new and not any((out / f).exists() for f in old - new)  # stale parts gone
+    assert (out / "my-notes.txt").read_text() == "mine"
+    assert (out / "removed" / "keep-me.parquet").read_bytes() == b"not gristmill's"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Cfg:
+    n: int = 1
+
+
+def _publish(run: StageRun, *names: str) -> None:
+    for name in names:
+        run.tmp_path(name).write_text(name)
+        run.publish(name, rows=1)
+
+
+def test_files_a_crashed_run_published_are_pruned_by_the_next_but_user_files_are_not(tmp_path):
+    inp, out = tmp_path / "in.txt", tmp_path / "out"
+    inp.write_text("x")
+    crashed = StageRun("toy", out, _Cfg(), [inp])
+    crashed.begin()
+    _publish(crashed, "a.txt", "sub/b.txt")  # ... then the process dies: no manifest
+    (out / "user.txt").write_text("mine")
+    rerun = StageRun("toy", out, _Cfg(n=2), [inp])
+    rerun.begin()
+    _publish(rerun, "a.txt")
+    rerun.finish(Counts(n_in=1, kept=1))
+    assert not (out / "sub").exists() and (out / "user.txt").read_text() == "mine"
+    assert [e.file for e in read_stage_manifest(out).outputs] == ["a.txt"]
+
+
+def test_a_folder_with_only_a_foreign_manifest_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text("{ my own json")
+    with pytest.raises(GristmillError, match="has a manifest.json that is not gristmill's"):
+        StageRun("toy", out, _Cfg(), []).begin()
+    assert (out / MANIFEST).read_text() == "{ my own json"
+
+
+@pytest.mark.parametrize("file", ["../outside.txt", "/etc/passwd", "a/../../x", "", "link/secret"])
+def test_manifest_reader_refuses_a_file_outside_the_folder(tmp_path, file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(tmp_path)  # a folder link leading out of the stage folder
+    entry = {"file": file, "rows": 1, "bytes": 1, "sha256": "0" * 64}
+    (out / MANIFEST).write_text(json.dumps({"stage": "toy", "outputs": [entry]}))
+    with pytest.raises(ManifestError, match="output file") as e:
+        read_stage_manifest(out)
+    assert "\n" not in e.value.message and str(out) in e.value.message
+
+
+def test_manifest_reader_types_versions_and_corruption(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert read_stage_manifest(out) is None
+    legacy = {"stage": "toy", "config_hash": "h", "outputs": [{"file": "a", "rows": 2, "bytes": 3,
+                                                               "sha256": "s", "split": "train"}],
+              "counts": {"in": 2, "kept": 2, "removed": {}}, "vocab_size": 9}
+    (out / MANIFEST).write_text(json.dumps(legacy))
+    m = read_stage_manifest(out)
+    assert m.manifest_version == 1 and m.outputs[0].extra == {"split": "train"} and m.extra == {"vocab_size": 9}
+    assert m.counts == Counts(n_in=2, kept=2)
+    for bad, why in (({**legacy, "outputs": [{"file": "a", "bytes": "3"}]}, "'bytes' has the wrong type"),
+                     ({**legacy, "manifest_version": 99}, "manifest_version 99 is not supported"),
+                     ({k: v for k, v in legacy.items() if k != "stage"}, "missing key 'stage'")):
+        (out / MANIFEST).write_text(json.dumps(bad))
+        with pytest.raises(ManifestError, match=why):
+            read_stage_manifest(out)
+    (out / MANIFEST).write_bytes(b"\xff\xfe")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        read_stage_manifest(out)
+
+
+def test_new_manifests_carry_their_version(tmp_path):
+    run = StageRun("toy", tmp_path / "o", _Cfg(), [])
+    run.begin()
+    run.finish()
+    assert read_stage_manifest(tmp_path / "o").manifest_version == 2
