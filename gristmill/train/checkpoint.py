@@ -5,7 +5,13 @@ rank, loadable on any number of ranks), ``trainer.json`` (step, loader and sched
 config) and ``rng-rank<R>.json``. A checkpoint is written under ``.tmp-step-NNNNNNN`` and renamed
 when every rank has finished, so a directory named ``step-*`` is always complete; the newest
 ``keep`` are kept. Alongside, ``RUN/model.safetensors`` + ``model.json`` + ``tokenizer.json``
-always describe the newest weights in a form any tool can read (no pickle anywhere).
+always describe the newest weights in a form any tool can read (no pickle there).
+
+DCP itself pickles: the ``.metadata`` file and the non-tensor values of the optimizer state
+(``lr``, ``betas``...) inside the ``.distcp`` files. A checkpoint is therefore loaded only
+through :mod:`gristmill.train.safe_dcp` (an allow-listed unpickler for the metadata,
+``weights_only`` for the values), and ``trainer.json`` / ``rng-rank<R>.json`` are JSON checked
+field by field, so a crafted checkpoint is refused with one line instead of running code.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_state_dict, set_state_dict)
 
+from gristmill.errors import InputError
 from gristmill.manifest import atomic_write_bytes, atomic_write_json
+from gristmill.train import safe_dcp
 from gristmill.train.distributed import DistInfo, barrier
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,37 @@ def latest_checkpoint(run: Path) -> tuple[int, Path] | None:
 
 
 def read_trainer_state(ckpt: Path) -> dict[str, Any]:
-    return json.loads((ckpt / TRAINER_STATE).read_text())
+    """``trainer.json`` of a checkpoint, checked; InputError naming the file if it is not valid."""
+    path = ckpt / TRAINER_STATE
+    state = _read_json(path, "trainer state")
+    m = _STEP_DIR.match(ckpt.name)
+    problem = None
+    if not isinstance(state, dict):
+        problem = f"expected a JSON object, got {type(state).__name__}"
+    elif not _is_int(state.get("step"), 0) or (m and state["step"] != int(m.group(1))):
+        want = f" {int(m.group(1))}" if m else ""
+        problem = f"'step' must be the checkpoint's step{want}, got {state.get('step')!r}"
+    elif not _is_int(state.get("world_size"), 1):
+        problem = f"'world_size' must be an integer >= 1, got {state.get('world_size')!r}"
+    if problem:
+        raise InputError(f"{path}: invalid trainer state: {problem}; use --force to start over")
+    return state
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise InputError(f"{path}: unreadable {what} ({type(e).__name__}: {_first_line(e)}); "
+                         "use --force to start over") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -95,16 +133,21 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
 
 def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     info: DistInfo) -> dict[str, Any]:
-    """Load model, optimizer and this rank's RNG state (any world size); return trainer state."""
+    """Load model, optimizer and this rank's RNG state (any world size); return trainer state.
+
+    Every file is checked before anything is changed: a bad one is an InputError naming it.
+    """
+    trainer_state = read_trainer_state(ckpt)
+    rng_file = ckpt / f"rng-rank{info.rank}.json"
+    rng = _parse_rng_state(_read_json(rng_file, "RNG state"), rng_file) if rng_file.is_file() else None
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     with _quiet_single_process():
-        dcp.load(state, checkpoint_id=str(ckpt), no_dist=not info.active)
+        safe_dcp.load(state, ckpt, no_dist=not info.active)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    rng_file = ckpt / f"rng-rank{info.rank}.json"
-    if rng_file.is_file():
-        set_rng_state(json.loads(rng_file.read_text()))
-    return read_trainer_state(ckpt)
+    if rng is not None:
+        _apply_rng_state(*rng)
+    return trainer_state
 
 
 def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], tokenizer: Path,
@@ -149,13 +192,39 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(_unb64(state["torch"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([_unb64(s) for s in state["cuda"]])
+    _apply_rng_state(*_parse_rng_state(state, Path("<rng state>")))
+
+
+_RngStates = tuple[torch.Tensor, tuple[Any, ...], tuple[Any, ...], list[torch.Tensor] | None]
+
+
+def _parse_rng_state(state: Any, path: Path) -> _RngStates:
+    """Decode and check every RNG state of :func:`rng_state` without applying any of them."""
+    try:
+        t = _unb64(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np_state = (kind, np.asarray(keys, np.uint32), pos, has_gauss, gauss)
+        np.random.RandomState().set_state(np_state)  # validates on a throwaway generator
+        version, internal, gauss_next = state["python"]
+        py_state = (version, tuple(internal), gauss_next)
+        random.Random().setstate(py_state)
+        torch.Generator().set_state(t)
+        cuda = None
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            cuda = [_unb64(s) for s in state["cuda"]]
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise InputError(f"{path}: invalid RNG state ({type(e).__name__}: {_first_line(e)}); "
+                         "use --force to start over") from None
+    return t, np_state, py_state, cuda
+
+
+def _apply_rng_state(t: torch.Tensor, np_state: tuple[Any, ...], py_state: tuple[Any, ...],
+                     cuda: list[torch.Tensor] | None) -> None:
+    torch.set_rng_state(t)
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _b64(t: torch.Tensor) -> str:
