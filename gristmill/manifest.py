@@ -69,6 +69,20 @@ def replace_durably(src: str | Path, dst: str | Path, *, synced: bool = False) -
     fsync_dir(Path(dst).parent)
 
 
+def replace_dir_durably(src: str | Path, dst: str | Path) -> None:
+    """Like :func:`replace_durably` for a folder built aside: every file and folder in it is
+    fsynced, then it is renamed to ``dst`` (absent or empty) and ``dst``'s parent is fsynced."""
+    src = Path(src)
+    for p in sorted(src.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            fsync_file(p)
+        elif p.is_dir() and not p.is_symlink():
+            fsync_dir(p)
+    fsync_dir(src)
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, then rename it into place durably."""
     path = Path(path)

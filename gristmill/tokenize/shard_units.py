@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.errors import InputError
-from gristmill.manifest import atomic_write_json
+from gristmill.manifest import atomic_write_json, replace_durably
 from gristmill.tokenize.encoder import Encoder, load_encoder
 from gristmill.tokenize.split import SPLITS, val_mask
 
@@ -199,7 +199,8 @@ def encode_unit(unit: Unit, spec: EncodeSpec) -> dict[str, Any]:
         _encode_batch(batch, enc, spec, writers, schema, meta)
     for s in SPLITS:
         writers[s].close()
-        os.replace(tmp[s], unit_file(spec.work_dir, unit.index, s))
+        # durable before the meta below says the unit is done: a resume trusts it
+        replace_durably(tmp[s], unit_file(spec.work_dir, unit.index, s))
     for row in meta["removed_rows"]:
         meta["removed"][row["reason"]] = meta["removed"].get(row["reason"], 0) + 1
     atomic_write_json(meta_file(spec.work_dir, unit.index), meta)

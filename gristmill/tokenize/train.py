@@ -26,7 +26,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from gristmill.corpus.documents import part_files
 from gristmill.errors import InputError
-from gristmill.manifest import Counts, atomic_write_json, sha256_file
+from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha256_file
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.tokenize.encoder import EOS_TOKEN, PAD_TOKEN
 from gristmill.tokenize.presets import PRESET_NAMES, PresetName, get_preset
@@ -208,7 +208,7 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
         manifest["outputs"] = [{**e, "file": path.name} for e in manifest["outputs"]
                                if e["file"] == TOKENIZER_FILE]
         side.unlink(missing_ok=True)  # the pair is valid only once the sidecar is back
-        os.replace(work / TOKENIZER_FILE, path)
+        replace_durably(work / TOKENIZER_FILE, path)
         atomic_write_json(side, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from gristmill.errors import InputError
+from gristmill.manifest import replace_dir_durably
 from gristmill.train.model import ModelConfig
 from gristmill.train.run import EOS_TOKEN, TOKENIZER, load_run
 
@@ -123,7 +124,7 @@ def export_hf(run_dir: Path, out: Path, *, dtype: torch.dtype = torch.float32, f
         _write_json(tmp / name, content)
     if out.exists():
         shutil.rmtree(out)
-    tmp.rename(out)
+    replace_dir_durably(tmp, out)
     log.info("exported %s to %s (%d tensors)", run_dir, out, len(tensors))
     return ExportResult(output=out, files=HF_FILES, tensors=len(tensors), parameters=run.model.num_params())
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from gristmill.errors import ConfigError
+from gristmill.manifest import replace_durably
 from gristmill.progress import PROGRESS_LOGGER
 
 log = logging.getLogger(__name__)
@@ -171,5 +172,5 @@ def plot_loss(run: Path) -> Path | None:
         return None
     out, tmp = run / "loss.png", run / ".loss.png.tmp"
     save_png(fig, tmp)
-    tmp.replace(out)
+    replace_durably(tmp, out)
     return out

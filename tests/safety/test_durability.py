@@ -59,3 +59,18 @@ def test_atomic_write_fsyncs_the_file_then_the_folder(tmp_path, events):
     atomic_write_bytes(tmp_path / "x.json", b"{}")
     assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
     assert events[1][1] == str((tmp_path / "x.json").resolve()) and events[2][1] == str(tmp_path.resolve())
+
+
+def test_a_folder_built_aside_is_fsynced_whole_before_its_rename(tmp_path, events):
+    from gristmill.manifest import replace_dir_durably
+
+    src, dst = tmp_path / "export.tmp", tmp_path / "export"
+    (src / "sub").mkdir(parents=True)
+    (src / "model.safetensors").write_bytes(b"w")
+    (src / "sub" / "config.json").write_text("{}")
+    replace_dir_durably(src, dst)
+    i = events.index(("replace", str(dst.resolve())))
+    synced = {e[1] for e in events[:i]}
+    assert {str((src / "model.safetensors").resolve()), str((src / "sub" / "config.json").resolve()),
+            str(src.resolve())} <= synced
+    assert events[i + 1:] == [("fsync", str(tmp_path.resolve()))]
