@@ -90,3 +90,22 @@ def test_rng_state_is_plain_json():
     before = torch.rand(2)
     ck.set_rng_state(state)
     assert torch.equal(torch.rand(2), before)
+
+
+def test_a_bad_checkpoint_file_changes_nothing_before_it_is_refused(tmp_path):
+    """Every file is checked before the model, optimizer or any generator is touched."""
+    from gristmill.errors import InputError
+
+    model, opt = _model_and_opt()
+    saved = ck.save_checkpoint(tmp_path, 3, model, opt, {}, SOLO, keep=1)
+    rng = json.loads((saved / "rng-rank0.json").read_text())
+    (saved / "rng-rank0.json").write_text(json.dumps({**rng, "python": [3, [1, 2], None]}))
+    other, other_opt = _model_and_opt(seed=1)
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    with pytest.raises(InputError, match=r"rng-rank0.json: invalid RNG state \(ValueError"):
+        ck.load_checkpoint(saved, other, other_opt, SOLO)
+    assert torch.equal(torch.rand(2), expected)  # the torch state was not set either
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
