@@ -193,6 +193,7 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
     path = Path(path)
     side = sidecar_path(path)
     m = read_manifest_file(side)
+    _check_file_is_ours(path, side, m)
     if not runtime.force and m is not None and path.is_file():
         probe = StageRun(STAGE, path.parent, config, inputs=[inp])
         if (m.get("stage") == STAGE and m.get("config_hash") == probe.config_hash
@@ -213,6 +214,17 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return StageResult(stage=STAGE, output=path, manifest=manifest)
+
+
+def _check_file_is_ours(path: Path, side: Path, m: dict[str, Any] | None) -> None:
+    """``path`` may be replaced only if it is absent or our sidecar lists it (a user's file is not ours)."""
+    ours = (m is not None and m.get("stage") == STAGE
+            and any(isinstance(e, dict) and e.get("file") == path.name for e in m.get("outputs") or []))
+    if (side.exists() or side.is_symlink()) and not ours:
+        raise InputError(f"{side} exists and is not this tokenizer's manifest; choose another -o")
+    if (path.exists() or path.is_symlink()) and not (ours and path.is_file() and not path.is_symlink()):
+        raise InputError(f"{path} exists and was not written by `gristmill tokenizer train` "
+                         f"(no {side.name} lists it); choose another -o")
 
 
 def read_manifest_file(path: Path) -> dict[str, Any] | None:

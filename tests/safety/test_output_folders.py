@@ -163,3 +163,11 @@ def test_new_manifests_carry_their_version(tmp_path):
     run.begin()
     run.finish()
     assert read_stage_manifest(tmp_path / "o").manifest_version == 2
+
+
+def test_tokenizer_to_a_file_never_replaces_a_users_file(invoke, corpus, tmp_path):
+    mine = tmp_path / "my-tok.json"
+    mine.write_text('{"mine": true}')
+    r = invoke("tokenizer", "train", corpus, "-o", mine, "--vocab-size", "300", "--force")
+    assert r.exit_code == 2 and f"{mine} exists and was not written by" in r.output, r.output
+    assert mine.read_text() == '{"mine": true}'
