@@ -43,6 +43,16 @@ class _System:
         return os.system, (self.command,)
 
 
+class _TorchLoad:
+    """Unpickles to ``torch.load(path)``: a module of which only ``_get_layout`` is allowed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return torch.load, (self.path,)
+
+
 class _Exec:
     """Unpickles to ``exec(source)`` through ``builtins``, a module part of whose names are allowed."""
 
@@ -56,6 +66,7 @@ class _Exec:
 @pytest.mark.parametrize("payload, refers_to", [
     (lambda m: _System(f"touch {m}"), "posix.system"),
     (lambda m: _Exec(f"open({str(m)!r}, 'w').close()"), "builtins.exec"),
+    (lambda m: _TorchLoad(str(m)), "torch.serialization.load"),
 ])
 def test_crafted_checkpoint_metadata_is_refused_on_resume_and_runs_nothing(base, tmp_path, payload, refers_to):
     marker = tmp_path / "marker"
