@@ -133,7 +133,7 @@ class StageRun:
         if self._previous is not None:
             return
         self._check_inputs()
-        self._previous = self._owned_files()  # read-only: refuse before creating anything
+        self._owned_files()  # read-only: refuse before creating anything
         self._lock()
         self._previous = self._owned_files()  # again under the lock: another run may have finished
 
