@@ -101,6 +101,23 @@ class ExportResult:
     parameters: int
 
 
+def _check_output(run_dir: Path, out: Path, force: bool) -> None:
+    """``out`` may be new, empty, or (with ``force``) an earlier export: never a user's folder."""
+    r, o = run_dir.resolve(), out.resolve()
+    if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+        raise InputError(f"{out}: the export folder must be outside the run directory {run_dir}")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder")
+    names = sorted(p.name for p in out.iterdir())
+    if names and not force:
+        raise InputError(f"{out} exists and is not empty (use --force to replace an earlier export)")
+    if other := [n for n in names if n not in HF_FILES]:
+        raise InputError(f"{out} holds files that are not an export ({', '.join(other[:3])}); "
+                         "--force replaces only an earlier export: choose another folder")
+
+
 def export_hf(run_dir: Path, out: Path, *, dtype: torch.dtype = torch.float32, force: bool = False) -> ExportResult:
     """Write a ``from_pretrained``-loadable Llama directory for the run in ``run_dir`` to ``out``.
 
@@ -108,8 +125,7 @@ def export_hf(run_dir: Path, out: Path, *, dtype: torch.dtype = torch.float32, f
     interrupted export never leaves a half-written model that loads.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(f"{out} exists and is not empty (use --force to replace it)")
+    _check_output(Path(run_dir), out, force)
     run = load_run(run_dir, dtype=dtype)
     tensors = {hf_name(k): v.detach().to("cpu").contiguous() for k, v in run.model.state_dict().items()}
     tmp = out.with_name(out.name + ".tmp-export")

@@ -171,3 +171,15 @@ def test_tokenizer_to_a_file_never_replaces_a_users_file(invoke, corpus, tmp_pat
     r = invoke("tokenizer", "train", corpus, "-o", mine, "--vocab-size", "300", "--force")
     assert r.exit_code == 2 and f"{mine} exists and was not written by" in r.output, r.output
     assert mine.read_text() == '{"mine": true}'
+
+
+def test_export_force_never_replaces_a_users_folder_or_the_run(invoke, user_folder):
+    from tests.train.tiny_run import cached_tiny_run
+
+    run_dir = cached_tiny_run(steps=20)
+    before, run_before = snapshot(user_folder), snapshot(run_dir)
+    r = invoke("export", "hf", run_dir, "-o", user_folder, "--force")
+    assert r.exit_code == 2 and f"{user_folder} holds files that are not an export" in r.output, r.output
+    r = invoke("export", "hf", run_dir, "-o", run_dir, "--force")
+    assert r.exit_code == 2 and "must be outside the run directory" in r.output, r.output
+    assert snapshot(user_folder) == before and snapshot(run_dir) == run_before

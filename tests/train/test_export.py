@@ -68,10 +68,15 @@ def test_cli_export_refuses_nonempty_output_and_writes_config(tmp_path):
     runner = CliRunner()
     refused = runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(out)])
     assert refused.exit_code == 2 and "not empty" in refused.output
+    forced = runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(out), "--force"])
+    assert forced.exit_code == 2 and "not an export (keep.txt)" in forced.output  # --force: earlier exports only
+    assert (out / "keep.txt").read_text() == "x"
+    (out / "keep.txt").unlink()
+    assert runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(out)]).exit_code == 0
     ok = runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(out), "--force", "--json"])
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.stdout)
-    assert summary["output"] == str(out) and not (out / "keep.txt").exists()
+    assert summary["output"] == str(out)
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and config["hidden_size"] == 64
     half = runner.invoke(cli, ["export", "hf", str(run_dir), "-o", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
