@@ -37,7 +37,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_state_dict, set_state_dict)
 
 from gristmill.errors import InputError
-from gristmill.manifest import atomic_write_bytes, atomic_write_json
+from gristmill.manifest import atomic_write_bytes, atomic_write_json, replace_dir_durably, replace_durably
 from gristmill.train import safe_dcp
 from gristmill.train.distributed import DistInfo, barrier
 
@@ -123,7 +123,7 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
         atomic_write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step, "world_size": info.world})
         if final.exists():  # the same step saved by an earlier, interrupted attempt
             shutil.rmtree(final)
-        tmp.rename(final)
+        replace_dir_durably(tmp, final)  # every rank's files on disk before the name says complete
         for _, old in complete_checkpoints(run)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
         log.info("checkpoint %s", final)
@@ -164,7 +164,7 @@ def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], toke
     tmp = run / ".model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     tmp.chmod(0o644)
-    tmp.replace(run / "model.safetensors")
+    replace_durably(tmp, run / "model.safetensors")
     atomic_write_json(run / "model.json", model_config)
     atomic_write_bytes(run / "tokenizer.json", Path(tokenizer).read_bytes())
 
