@@ -36,12 +36,15 @@ def test_ingest_into_a_users_folder_is_refused_and_the_thesis_survives(invoke, r
     assert snapshot(user_folder) == before
 
 
-@pytest.mark.parametrize("where", ["inside", "above"])
-def test_output_inside_or_above_an_input_is_refused(invoke, raw_dir, where):
-    out = raw_dir / "out" if where == "inside" else raw_dir.parent
+@pytest.mark.parametrize("where", ["inside", "above", "symlink"])
+def test_output_inside_or_above_an_input_is_refused(invoke, raw_dir, tmp_path, where):
+    out = {"inside": raw_dir / "out", "above": raw_dir.parent, "symlink": tmp_path / "link"}[where]
+    if where == "symlink":  # a link to the input is the input
+        out.symlink_to(raw_dir)
     before = snapshot(raw_dir)
     r = invoke("corpus", "ingest", raw_dir, "-o", out, "--workers", "1")
-    _refused(r, out, "is inside the input" if where == "inside" else "holds the input")
+    _refused(r, out, {"inside": "is inside the input", "above": "holds the input",
+                      "symlink": "is also an input"}[where])
     assert snapshot(raw_dir) == before and not (raw_dir / "out").exists()
 
 
@@ -113,6 +116,21 @@ def test_files_a_crashed_run_published_are_pruned_by_the_next_but_user_files_are
     rerun.finish(Counts(n_in=1, kept=1))
     assert not (out / "sub").exists() and (out / "user.txt").read_text() == "mine"
     assert [e.file for e in read_stage_manifest(out).outputs] == ["a.txt"]
+
+
+def test_an_output_from_before_markers_is_still_its_stages_own(tmp_path):
+    out = tmp_path / "out"
+    old = StageRun("toy", out, _Cfg(), [])
+    old.begin()
+    _publish(old, "a.txt", "b.txt")
+    old.finish()
+    (out / ".gristmill-stage.jsonl").unlink()  # as an older gristmill left it: manifest only
+    (out / "user.txt").write_text("mine")
+    rerun = StageRun("toy", out, _Cfg(n=2), [])
+    rerun.begin()
+    _publish(rerun, "a.txt")
+    rerun.finish()
+    assert not (out / "b.txt").exists() and (out / "user.txt").read_text() == "mine"
 
 
 def test_a_folder_with_only_a_foreign_manifest_is_refused(tmp_path):
