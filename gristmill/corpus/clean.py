@@ -24,11 +24,13 @@ from gristmill.corpus.documents import removed_table
 from gristmill.corpus.langid import LangConfig, check_languages
 from gristmill.corpus.normalize import NormalizeConfig
 from gristmill.corpus.pii import PIIConfig
+from gristmill.corpus.profiles import DEFAULT_PROFILE, profile_names, profile_values, to_toml
+from gristmill.corpus.quality import QualityConfig, check_model
 from gristmill.corpus.rules.c4 import C4Config
 from gristmill.corpus.rules.chain import clean_document
 from gristmill.corpus.rules.fineweb import FineWebConfig
 from gristmill.corpus.rules.gopher import GopherQualityConfig, GopherRepetitionConfig
-from gristmill.config import build, load_toml, section
+from gristmill.config import build, load_toml, section, to_dict
 from gristmill.errors import ConfigError, InputError
 from gristmill.manifest import Counts
 from gristmill.stage import Runtime, StageResult, StageRun
@@ -45,8 +47,13 @@ ROWS_PER_UNIT = 1024
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CleanConfig:
-    """``[clean]`` and its sub-tables; every threshold defaults to its published value."""
+    """``[clean]`` and its sub-tables; every threshold defaults to its published value.
 
+    ``profile`` names the preset (gristmill/corpus/profiles/*.toml) the other keys were laid
+    over; it is recorded so ``--show-config`` and the manifest say where the values came from.
+    """
+
+    profile: str = DEFAULT_PROFILE
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     lang: LangConfig = field(default_factory=LangConfig)
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
@@ -54,21 +61,36 @@ class CleanConfig:
     c4: C4Config = field(default_factory=C4Config)
     fineweb: FineWebConfig = field(default_factory=FineWebConfig)
     pii: PIIConfig = field(default_factory=PIIConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     all_reasons: bool = False  # run every rule and list all failures in ``detail`` (slower)
     examples_per_reason: int = 5
 
     def __post_init__(self) -> None:
         if self.examples_per_reason < 0:
             raise ValueError(f"examples_per_reason must be >= 0, got {self.examples_per_reason}")
+        if self.profile not in profile_names():
+            raise ValueError(f"unknown profile {self.profile!r} (known: {', '.join(profile_names())})")
 
 
 def load_clean_config(config_path: Path | None, *, languages: str | None = None,
                       min_lang_score: float | None = None, no_lang_id: bool = False,
                       rules: str | None = None, no_pii: bool = False,
-                      all_reasons: bool = False) -> CleanConfig:
-    """CLI flags over ``[clean]`` of ``config_path`` over defaults; flags touch single keys only."""
-    values = section(load_toml(config_path), STAGE) if config_path else {}
+                      all_reasons: bool = False, profile: str | None = None,
+                      min_quality_score: float | None = None,
+                      quality_model: str | None = None) -> CleanConfig:
+    """CLI flags over ``[clean]`` of ``config_path`` over the profile over defaults.
+
+    The profile is ``profile`` (``--profile``), else ``[clean] profile``, else ``web``. Flags
+    touch single keys only; tables merge key by key at every layer.
+    """
+    toml = section(load_toml(config_path), STAGE) if config_path else {}
     where = f"{config_path} [{STAGE}]" if config_path else f"[{STAGE}]"
+    chosen = profile if profile is not None else toml.get("profile", DEFAULT_PROFILE)
+    if not isinstance(chosen, str):
+        raise ConfigError(f"{where}.profile: expected a string, got {chosen!r}")
+    values = profile_values(chosen)
+    _overlay(values, toml, where)
+    values["profile"] = chosen
     overrides: dict[str, dict[str, Any]] = {}
     if languages is not None:
         overrides["lang"] = {"languages": [c.strip().lower() for c in languages.split(",") if c.strip()]}
@@ -83,14 +105,28 @@ def load_clean_config(config_path: Path | None, *, languages: str | None = None,
             raise ConfigError(f"--rules: {e}") from None
     if no_pii:
         overrides["pii"] = {"enabled": False}
-    for table, keys in overrides.items():
-        current = values.get(table, {})
-        if not isinstance(current, dict):
-            raise ConfigError(f"{where}: {table} must be a table")
-        values[table] = {**current, **keys}
+    if quality_model is not None:
+        overrides["quality"] = {"model": quality_model}
+    if min_quality_score is not None:
+        overrides.setdefault("quality", {})["min_score"] = min_quality_score
+    _overlay(values, overrides, where)
     if all_reasons:
         values["all_reasons"] = True
     return build(CleanConfig, values, where=where)
+
+
+def _overlay(values: dict[str, Any], top: dict[str, Any], where: str) -> None:
+    """Lay ``top`` over ``values`` in place: scalars replace, sub-tables merge key by key."""
+    for key, val in top.items():
+        current = values.get(key)
+        if isinstance(val, dict):
+            if current is not None and not isinstance(current, dict):
+                raise ConfigError(f"{where}: {key} must be a table")
+            values[key] = {**(current or {}), **val}
+        elif isinstance(current, dict):
+            raise ConfigError(f"{where}: {key} must be a table")
+        else:
+            values[key] = val
 
 
 def rule_selection(names: Sequence[str]) -> dict[str, dict[str, bool]]:
@@ -104,6 +140,11 @@ def rule_selection(names: Sequence[str]) -> dict[str, dict[str, bool]]:
         elif name != "none":
             raise ValueError(f"unknown rule group {name!r} (known: gopher, {', '.join(RULE_GROUPS)}, none)")
     return {g: {"enabled": g in chosen} for g in RULE_GROUPS}
+
+
+def show_config_toml(cfg: CleanConfig) -> str:
+    """The configuration in force as a ``[clean]`` TOML document that loads back to ``cfg``."""
+    return f"# corpus clean, profile {cfg.profile!r}\n" + to_toml(to_dict(cfg), STAGE)
 
 
 # ---------------------------------------------------------------- one unit (runs on a worker)
@@ -121,6 +162,7 @@ def clean_table(table: pa.Table, config: CleanConfig) -> PartOutput:
     kept_text: list[str] = []
     langs: list[str | None] = []
     scores: list[float | None] = []
+    quality: list[float | None] = []
     removed: list[dict[str, Any]] = []
     for i, text in enumerate(texts):
         o = clean_document(text, config)
@@ -130,21 +172,28 @@ def clean_table(table: pa.Table, config: CleanConfig) -> PartOutput:
             kept_text.append(o.text)
             langs.append(o.lang)
             scores.append(o.lang_score)
+            quality.append(o.quality_score)
             continue
         counts.remove(o.reason)
         removed.append({"id": ids[i], "source": sources[i], "reason": o.reason, "detail": o.detail,
                         "text": o.text, "origin": origins[i]})
     counts.kept = len(keep_idx)
-    kept = _kept_table(table, keep_idx, kept_text, langs, scores, config.lang.enabled)
+    columns = []
+    if config.lang.enabled:
+        columns += [("lang", langs, pa.string()), ("lang_score", scores, pa.float32())]
+    if config.quality.enabled:
+        columns.append(("quality_score", quality, pa.float32()))
+    kept = _kept_table(table, keep_idx, kept_text, columns)
     return PartOutput(kept=kept, removed=removed_table(removed), counts=counts, stats=acc.as_dict())
 
 
-def _kept_table(table: pa.Table, idx: list[int], texts: list[str], langs: list[str | None],
-                scores: list[float | None], with_lang: bool) -> pa.Table:
+def _kept_table(table: pa.Table, idx: list[int], texts: list[str],
+                columns: list[tuple[str, list[Any], pa.DataType]]) -> pa.Table:
+    """The kept rows with their new text and the stage's columns (replaced if already there)."""
     kept = table.take(pa.array(idx, type=pa.int64()))
     kept = kept.set_column(kept.schema.get_field_index("text"), "text", pa.array(texts, type=pa.string()))
-    if with_lang:
-        for name, values, typ in (("lang", langs, pa.string()), ("lang_score", scores, pa.float32())):
+    if columns:
+        for name, values, typ in columns:
             col = pa.array(values, type=typ)
             pos = kept.schema.get_field_index(name)
             kept = kept.set_column(pos, name, col) if pos >= 0 else kept.append_column(name, col)
@@ -227,6 +276,7 @@ def clean(inp: Path, out: Path, config: CleanConfig, runtime: Runtime) -> StageR
     if inp.resolve() == out.resolve():
         raise InputError("the output directory must differ from the input directory")
     check_languages(config.lang)
+    check_model(config.quality)
     run = StageRun(STAGE, out, config, inputs=[inp], force=runtime.force)
     if (done := run.up_to_date()) is not None:
         return done

@@ -1,4 +1,4 @@
-"""``gristmill corpus ingest|clean|dedup|show-removed``."""
+"""``gristmill corpus ingest|clean|dedup|show-removed|quality``."""
 
 from __future__ import annotations
 
@@ -63,9 +63,16 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
 
 
 @corpus.command()
-@click.argument("inp", type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("inp", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (kept documents + removed/ + manifest.json).")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Preset of rules and thresholds: web (published defaults), books, docs, zh [web].")
+@click.option("--show-config", is_flag=True, help="Print the configuration in force (TOML) and exit.")
+@click.option("--quality-model", default=None, metavar="MODEL",
+              help="Score documents with a model from `corpus quality train` (quality_score column).")
+@click.option("--min-score", "--min-quality-score", "min_quality_score", type=click.FloatRange(0, 1),
+              default=None, help="Remove documents whose quality score is below this [0: keep all].")
 @click.option("--lang", "languages", default=None, metavar="CODES",
               help="Keep only these languages, comma-separated ISO 639 codes (en,zh) [keep all].")
 @click.option("--min-lang-score", type=click.FloatRange(0, 1), default=None,
@@ -80,9 +87,11 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
 @clikit.dask_options
 @clikit.force_option
 @clikit.json_option
-def clean(inp: Path, out: Path, languages: str | None, min_lang_score: float | None, no_lang_id: bool,
-          rules: str | None, no_pii: bool, all_reasons: bool, config_path: Path | None,
-          workers: int | None, scheduler: str | None, force: bool, as_json: bool) -> None:
+def clean(inp: Path | None, out: Path | None, profile: str | None, show_config: bool,
+          quality_model: str | None, min_quality_score: float | None, languages: str | None,
+          min_lang_score: float | None, no_lang_id: bool, rules: str | None, no_pii: bool,
+          all_reasons: bool, config_path: Path | None, workers: int | None, scheduler: str | None,
+          force: bool, as_json: bool) -> None:
     """Normalize text, identify languages, drop low-quality documents, redact PII.
 
     Rules run in the FineWeb order: language, Gopher repetition, Gopher quality,
@@ -94,12 +103,21 @@ def clean(inp: Path, out: Path, languages: str | None, min_lang_score: float | N
     \b
     Example:
       gristmill corpus clean work/01-ingest -o work/02-clean --lang en --workers 4
+      gristmill corpus clean work/01-ingest -o work/02-clean --profile books
+      gristmill corpus clean --profile docs --show-config
       gristmill corpus show-removed work/02-clean --reason gopher_short_doc -n 3
     """
-    from gristmill.corpus.clean import clean as run_clean, load_clean_config, summary
+    from gristmill.corpus.clean import clean as run_clean, load_clean_config, show_config_toml, summary
 
     cfg = load_clean_config(config_path, languages=languages, min_lang_score=min_lang_score,
-                            no_lang_id=no_lang_id, rules=rules, no_pii=no_pii, all_reasons=all_reasons)
+                            no_lang_id=no_lang_id, rules=rules, no_pii=no_pii, all_reasons=all_reasons,
+                            profile=profile, quality_model=quality_model,
+                            min_quality_score=min_quality_score)
+    if show_config:
+        click.echo(show_config_toml(cfg))
+        return
+    if inp is None or out is None:
+        raise click.UsageError("INP and -o/--out are required (unless --show-config)")
     result = run_clean(inp, out, cfg, clikit.runtime(workers, scheduler, force))
     clikit.report_stage(result, as_json, summary)
 
@@ -183,3 +201,68 @@ def show_removed(out: Path, reason: str | None, limit: int, chars: int) -> None:
         click.echo(f"no removed documents{f' with reason {reason!r}' if reason else ''} in {out}", err=True)
         return
     click.echo(format_removed(out, rows, chars=chars))
+
+
+@corpus.group()
+def quality() -> None:
+    """Train and measure a fastText quality classifier for `corpus clean --quality-model`."""
+
+
+def _quality_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the held-out split and of fastText.")(f)
+    f = click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+                     help="Share of documents held out for evaluation.")(f)
+    f = click.option("--negative", required=True, type=click.Path(exists=True, path_type=Path),
+                     help="Documents to score low (random web text), any format `corpus ingest` reads.")(f)
+    f = click.option("--positive", required=True, type=click.Path(exists=True, path_type=Path),
+                     help="Documents to score high (curated text), any format `corpus ingest` reads.")(f)
+    return f
+
+
+def _print_eval(result: dict[str, float]) -> None:
+    click.echo(f"held out {int(result['held_out']):,} documents: precision {result['precision']:.3f}  "
+               f"recall {result['recall']:.3f}  accuracy {result['accuracy']:.3f}  "
+               f"(score >= {result['threshold']})", err=True)
+
+
+@quality.command("train")
+@_quality_options
+@click.option("-o", "--out", "model_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write (fastText binary format).")
+@click.option("--epoch", type=click.IntRange(min=1), default=5, show_default=True)
+@clikit.json_option
+def quality_train(positive: Path, negative: Path, holdout: float, seed: int, model_out: Path, epoch: int,
+                  as_json: bool) -> None:
+    """Train a linear classifier: POSITIVE documents score 1, NEGATIVE ones 0.
+
+    \b
+    Example:
+      gristmill corpus quality train --positive curated/ --negative web-sample/ -o quality.bin
+      gristmill corpus clean work/01-ingest -o work/02-clean --quality-model quality.bin --min-score 0.5
+    """
+    from gristmill.corpus.quality_train import TrainConfig, train
+
+    result = train(positive, negative, model_out, TrainConfig(holdout=holdout, seed=seed, epoch=epoch))
+    click.echo(f"wrote {model_out} (trained on {int(result['train_docs']):,} documents, "
+               f"{int(result['skipped']):,} unusable records skipped)", err=True)
+    _print_eval(result)
+    if as_json:
+        clikit.emit_json(result)
+
+
+@quality.command("eval")
+@_quality_options
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Score at or above which a document counts as positive.")
+@clikit.json_option
+def quality_eval(positive: Path, negative: Path, holdout: float, seed: int, model: Path, threshold: float,
+                 as_json: bool) -> None:
+    """Precision and recall of MODEL on the documents `train` held out (same --seed/--holdout)."""
+    from gristmill.corpus.quality_train import TrainConfig, evaluate
+
+    result = evaluate(positive, negative, model, TrainConfig(holdout=holdout, seed=seed), threshold)
+    _print_eval(result)
+    if as_json:
+        clikit.emit_json(result)

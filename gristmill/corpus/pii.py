@@ -43,6 +43,11 @@ PHONE_RE = re.compile(
     r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,4}[ .-]?\d{2,4}(?!\w)"  # international: +44 20 7946 0958
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?!\w)"  # (555) 123-4567
     r"|\d{3}([.-])\d{3}\1\d{4}(?!\w)")  # 555-123-4567, 555.123.4567
+# Every IP and phone pattern as one alternation: a text it finds nothing in holds no
+# candidate of any kind (each alternative is tried at every position), so most documents
+# are scanned once instead of three times. The phone group's back-reference is renumbered.
+ANY_CANDIDATE_RE = re.compile("|".join(f"(?:{p})" for p in (
+    IPV4_RE.pattern, IPV6_RE.pattern, PHONE_RE.pattern.replace("([.-])", "(?P<sep>[.-])").replace("\\1", "(?P=sep)"))))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,6 +71,10 @@ def redact(text: str, cfg: PIIConfig) -> tuple[str, Counter[str]]:
         return text, counts
     if cfg.email and "@" in text:
         text, counts["email"] = _redact_emails(text, cfg.email_placeholder)
+    if (cfg.ip or cfg.phone) and ANY_CANDIDATE_RE.search(text) is None:
+        return text, +counts
+    # A candidate: the kinds run in turn, each on the text the one before left (an address
+    # already replaced cannot also become part of a phone number).
     if cfg.ip:
         text = _redact_ips(text, cfg, counts)
     if cfg.phone:

@@ -70,3 +70,55 @@ def test_kinds_can_be_disabled_and_placeholders_changed() -> None:
     assert redact(text, dataclasses.replace(CFG, enabled=False)) == (text, {})
     assert redact(text, dataclasses.replace(CFG, email=False))[0] == "mail a.b@example.com from <IP_ADDRESS>"
     assert redact(text, dataclasses.replace(CFG, email_placeholder="[mail]"))[0] == "mail [mail] from <IP_ADDRESS>"
+
+
+# ---------------------------------------------------------------- one pass == the old three passes
+
+from collections import Counter  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from gristmill.corpus import pii  # noqa: E402
+
+
+def _sequential(text: str, cfg: PIIConfig) -> tuple[str, Counter[str]]:
+    """The redaction as it was before the one-pass pre-scan: e-mail, IPs, phones, in turn."""
+    counts: Counter[str] = Counter()
+    if cfg.email and "@" in text:
+        text, counts["email"] = pii._redact_emails(text, cfg.email_placeholder)
+    if cfg.ip:
+        text = pii._redact_ips(text, cfg, counts)
+    if cfg.phone:
+        text = pii.PHONE_RE.sub(lambda m: pii._phone(m, text, cfg, counts), text)
+    return text, +counts
+
+
+CASES = [
+    "no digits here", "call +44 20 7946 0958 now", "(555) 123-4567", "555-123-4567 and 555.123.4567",
+    "555-123.4567", "host 8.8.8.8, also 10.0.0.1", "v1.2.3.4 and version 1.2.3.4 and 1.2.3.4.5",
+    "2001:4860:4860::8888 and ::1 and std::vector", "mail a.b@example.org or 8.8.4.4+1 555 123 4567",
+    "2021-03-04 12:30:45", "1.2.3.4555-123-4567", "+1 (555) 123-4567x", "fe80::1%eth0 1::2:3:4:5:6:7",
+    "a@b.co 8.8.8.8:80 [2606:4700::1111]:443", "tel:+33 1 23 45 67 89.", "",
+]
+
+
+@pytest.mark.parametrize("text", CASES)
+@pytest.mark.parametrize("private", [False, True])
+def test_one_pass_equals_sequential_on_table(text: str, private: bool) -> None:
+    cfg = PIIConfig(redact_private_ips=private)
+    assert redact(text, cfg) == _sequential(text, cfg)
+
+
+_ALPHABET = "0123456789.:-+() @abfex\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=60), st.booleans(), st.booleans())
+def test_one_pass_equals_sequential_generated(text: str, ip: bool, phone: bool) -> None:
+    cfg = PIIConfig(ip=ip, phone=phone)
+    assert redact(text, cfg) == _sequential(text, cfg)
+
+
+def test_pre_scan_skips_candidate_free_text() -> None:
+    assert pii.ANY_CANDIDATE_RE.search("version 3.11 of the docs, 42 pages, 2021-03-04") is None
+    assert pii.ANY_CANDIDATE_RE.search("ring 555.123.4567") is not None

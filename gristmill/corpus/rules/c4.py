@@ -25,6 +25,7 @@ SENTENCE_END_RE = re.compile(r"[.!?]+(?=[\s\"'”’)\]]|$)|[。！？]+")
 _CLOSERS = "\"'”’)]"
 _LINE_ENDS = (*TERMINAL_PUNCT, '"', "'", "”", "’")
 _SENTENCE_MARKS = (".", "!", "?", "。", "！", "？")
+_CODE_CHARS = frozenset("{}()[];=<>")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,6 +42,9 @@ class C4Config:
     max_word_length: int = 1000  # a line with a longer "word" is dropped; 0 = off
     remove_citations: bool = True
     min_sentences: int = 5
+    # Lines that look like code (a character of {}()[];=<> or an indented line) are exempt
+    # from the min-words filter: off in C4, on in the ``docs`` profile.
+    keep_code_lines: bool = False
 
     def __post_init__(self) -> None:
         if self.min_words_per_line < 0 or self.max_word_length < 0 or self.min_sentences < 0:
@@ -106,7 +110,7 @@ def c4_filter(text: str, cfg: C4Config, *, all_reasons: bool = False) -> C4Resul
         line = raw.strip()
         if not line:
             continue  # blank lines carry no content; kept lines are rejoined with \n
-        reason = _line_reason(line, cfg)
+        reason = _line_reason(line, cfg, raw)
         if reason is None and trig.citation and "[" in line:
             line, n_sub = CITATION_RE.subn("", line)
             res.citations_removed += n_sub
@@ -148,13 +152,18 @@ def _phrase_reason(line: str, trig: _Triggers, cfg: C4Config, doc_fail: dict[str
     return None
 
 
-def _line_reason(line: str, cfg: C4Config) -> str | None:
+def _looks_like_code(line: str, raw: str) -> bool:
+    return raw.startswith(("    ", "\t")) or any(c in _CODE_CHARS for c in line)
+
+
+def _line_reason(line: str, cfg: C4Config, raw: str = "") -> str | None:
     """Why a (stripped, non-empty) line is dropped, before citations are removed."""
     if cfg.max_word_length and len(line) > cfg.max_word_length and any(
             len(w) > cfg.max_word_length for w in line.split()):
         return "long_word"
     if cfg.terminal_punct and (not line.endswith(_LINE_ENDS) or line.endswith("...")):
         return "no_terminal_punct"
-    if cfg.min_words_per_line and _line_words(line, cfg.min_words_per_line) < cfg.min_words_per_line:
+    if (cfg.min_words_per_line and _line_words(line, cfg.min_words_per_line) < cfg.min_words_per_line
+            and not (cfg.keep_code_lines and _looks_like_code(line, raw))):
         return "too_few_words"
     return None

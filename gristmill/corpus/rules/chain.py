@@ -1,7 +1,8 @@
 """The cleaning chain for one document: normalize, identify the language, apply the rules, redact.
 
 Order (as in the FineWeb recipe): normalization -> language -> Gopher repetition -> Gopher
-quality -> C4 (may drop lines) -> FineWeb (on the C4-filtered text) -> PII redaction.
+quality -> C4 (may drop lines) -> FineWeb (on the C4-filtered text) -> the learned quality
+score (when a model is configured) -> PII redaction.
 The first failing rule is the document's ``reason``; with ``all_reasons`` every rule runs
 and ``detail`` lists all failures. Pure: no I/O, no Dask.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from gristmill.corpus.langid import identify, lang_failure
 from gristmill.corpus.normalize import normalize
 from gristmill.corpus.pii import redact
+from gristmill.corpus.quality import quality_rule
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.c4 import c4_filter
 from gristmill.corpus.rules.fineweb import fineweb_quality
@@ -33,6 +35,7 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     lang: str | None = None
     lang_score: float | None = None
+    quality_score: float | None = None
     fixes: list[str] = field(default_factory=list)
     pii: Counter[str] = field(default_factory=Counter)
     c4_lines_removed: Counter[str] = field(default_factory=Counter)
@@ -74,7 +77,7 @@ def _run_rules(out: Outcome, cfg: CleanConfig) -> None:
     every = cfg.all_reasons
     failures = out.failures
     if cfg.lang.enabled:
-        out.lang, out.lang_score = identify(out.text, cfg.lang.max_chars)
+        out.lang, out.lang_score = identify(out.text, cfg.lang.max_chars, cfg.lang.backend)
         f = lang_failure(out.lang, out.lang_score, cfg.lang)
         if f is not None:
             failures.append(f)
@@ -100,6 +103,10 @@ def _run_rules(out: Outcome, cfg: CleanConfig) -> None:
             text, stats = res.text, TextStats(res.text)
     if cfg.fineweb.enabled:
         failures += fineweb_quality(stats, cfg.fineweb, all_reasons=every)
+    if cfg.quality.enabled and (every or not failures):
+        out.quality_score, f = quality_rule(stats, cfg.quality)
+        if f is not None:
+            failures.append(f)
     if not text.strip() and not failures:
         failures.append(("empty_after_clean", "every line was removed"))
     if not failures:
