@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from gristmill.clikit import echo_err, emit_json
+from gristmill.errors import GristmillError
 from gristmill.pipelines import stages
 from gristmill.pipelines.runner import Outcome, Step, plan, run_pipeline
 from gristmill.pipelines.spec import PipelineConfig, load_pipeline
@@ -86,8 +87,11 @@ def _common(f: Any) -> Any:
 @_common
 @click.option("--slurm", "use_slurm", is_flag=True,
               help="Submit the training stage (and data stages still to run) as Slurm jobs.")
+@click.option("--wait", "wait", is_flag=True,
+              help="With --slurm: wait for the jobs; exit 1 naming the job that failed and its log.")
 def run(pipeline: Path, start: str | None, stop: str | None, force: tuple[str, ...], dry_run: bool,
-        workers: int | None, scheduler: str | None, root: Path | None, as_json: bool, use_slurm: bool) -> None:
+        workers: int | None, scheduler: str | None, root: Path | None, as_json: bool, use_slurm: bool,
+        wait: bool) -> None:
     """Run a pipeline file: every stage in order, skipping those already up to date.
 
     A stage reruns when its config or its input changed, and then every stage after it
@@ -100,12 +104,19 @@ def run(pipeline: Path, start: str | None, stop: str | None, force: tuple[str, .
       gristmill run pipelines/example.toml --from tokenizer --to shards
       gristmill run pipelines/example.toml --scheduler tcp://10.0.0.5:8786
       gristmill run pipelines/example.toml --slurm --dry-run
+      gristmill run pipelines/example.toml --slurm --wait -o /scratch/run1
     """
     pipe = _load(pipeline, root, workers, scheduler)
+    if wait and (not use_slurm or dry_run):
+        raise GristmillError("--wait goes with --slurm (and not with --dry-run)")
     if use_slurm:
+        from gristmill.pipelines.slurm_jobs import wait_for_jobs
         from gristmill.pipelines.submit import submit_pipeline
 
         jobs = submit_pipeline(pipe, dry_run=dry_run, say=echo_err)
+        if wait:
+            log_dir = pipe.layout.root / "slurm" / "logs"
+            wait_for_jobs([j.record(log_dir) for j in jobs], say=echo_err)
         if dry_run and not as_json:
             for j in jobs:
                 click.echo(f"# ---- {j.script} ({' '.join(j.command)})")

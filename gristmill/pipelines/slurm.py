@@ -115,14 +115,23 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
         "# Set NCCL_SOCKET_IFNAME (e.g. ib0) in [slurm.nccl] when NCCL picks the wrong interface.",
         "",
         f"MAX_REQUEUES={cfg.max_requeues}",
+        "# The log ends with one line saying how this attempt ended (torchrun's own traceback on",
+        "# SIGINT, if any, comes before it).",
+        'outcome() { echo "gristmill: outcome: $*" >&2; }',
         "requeue_on_timeout() {",
         '  echo "gristmill: time limit near: checkpointing, then requeueing" >&2',
         '  scancel --signal=INT "${SLURM_JOB_ID}.0" || kill -INT "$SRUN_PID" || true',
-        '  wait "$SRUN_PID" || true',
+        '  local rc=0; wait "$SRUN_PID" || rc=$?',
+        '  while kill -0 "$SRUN_PID" 2>/dev/null; do wait "$SRUN_PID" || rc=$?; done',
+        "  # torchrun exits 1 after a signal whatever training did: the newest checkpoint tells.",
+        f'  local newest; newest=$(compgen -G {checkpoints}"/step-*" | sort | tail -n 1 || true)',
+        '  local how="stopped with status $rc before any checkpoint (starts over)"',
+        '  [[ -n "$newest" ]] && how="checkpointed (newest: ${newest##*/})"',
         '  if (( ${SLURM_RESTART_COUNT:-0} < MAX_REQUEUES )); then',
+        '    outcome "$how and requeued (restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )) of $MAX_REQUEUES)"',
         '    scontrol requeue "$SLURM_JOB_ID"',
         "  else",
-        '    echo "gristmill: requeued $MAX_REQUEUES times already; giving up" >&2',
+        '    outcome "$how; not requeued: requeued $MAX_REQUEUES times already"',
         "  fi",
         "  exit 0",
         "}",
@@ -142,20 +151,23 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
         '  set +e; wait "$SRUN_PID"; rc=$?; set -e',
         '  kill -0 "$SRUN_PID" 2>/dev/null || break',
         "done",
+        'if (( rc == 0 )); then outcome "finished"; '
+        'else outcome "failed: training exited with status $rc; see the lines above"; fi',
         'exit "$rc"',
     ]
     head = _header(cfg, f"{cfg.job_name}-train", log_dir, lines)
     return "\n".join(head + [""] + body) + "\n"
 
 
-def data_script(cfg: SlurmConfig, *, pipeline: Path, to_stage: str, workdir: Path,
+def data_script(cfg: SlurmConfig, *, pipeline: Path, root: Path, to_stage: str, workdir: Path,
                 log_dir: Path, scheduler: str | None = None) -> str:
-    """The sbatch script that runs the pipeline's data stages on one node."""
+    """The sbatch script that runs the pipeline's data stages on one node, under ``root``
+    (the same root the training job reads from, whatever the file's own ``root`` says)."""
     lines = ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={cfg.data_cpus}",
              f"#SBATCH --time={cfg.data_time}"]
     if cfg.data_mem:
         lines.append(f"#SBATCH --mem={cfg.data_mem}")
-    run = ["gristmill", "run", str(pipeline), "--to", to_stage]
+    run = ["gristmill", "run", str(pipeline), "-o", str(root), "--to", to_stage]
     run += ["--scheduler", scheduler] if scheduler else ["--workers", '"$SLURM_CPUS_PER_TASK"']
     cmd = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in run)
     body = [*_prologue(cfg, workdir), 'export TOKENIZERS_PARALLELISM=false', "", cmd]
@@ -185,7 +197,8 @@ def write_train_job(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pat
 def sbatch_command(script: Path, dependency: str | None = None) -> list[str]:
     cmd = ["sbatch", "--parsable"]
     if dependency:
-        cmd.append(f"--dependency=afterok:{dependency}")
+        # A failed dependency cancels the job instead of leaving it pending forever.
+        cmd += [f"--dependency=afterok:{dependency}", "--kill-on-invalid-dep=yes"]
     return cmd + [str(script)]
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.pipelines.runner import Step, plan, running_pid
+from gristmill.pipelines.slurm_jobs import describe, job_state, log_path, read_jobs
 from gristmill.pipelines.spec import PipelineConfig
 
 
 def status_rows(pipe: PipelineConfig) -> list[dict[str, Any]]:
-    """One row per enabled stage: its state, why, and what its manifest recorded."""
+    """One row per enabled stage: its state, why, what its manifest recorded, and the Slurm job
+    (id and state) it was last submitted as, if any."""
     pid = running_pid(pipe.layout.root)
-    return [_row(step, pid) for step in plan(pipe)]
+    rows = [_row(step, pid) for step in plan(pipe)]
+    jobs = {stage: job for job in read_jobs(pipe.layout.root / "slurm") for stage in job.stages}
+    states = {job.job_id: job_state(job.job_id) for job in set(jobs.values())} if jobs else {}
+    for row in rows:
+        job = jobs.get(row["stage"])
+        row["slurm"] = None if job is None else {"job_id": job.job_id, **describe(states[job.job_id]),
+                                                 "log": log_path(job, states[job.job_id])}
+    return rows
 
 
 def _row(step: Step, running: str | None) -> dict[str, Any]:
@@ -68,12 +77,20 @@ def _counts(c: dict[str, Any] | None) -> str:
     return f"{c['in']:,} in, {c['kept']:,} kept, {removed:,} removed"
 
 
+def _job(job: dict[str, Any] | None) -> str:
+    if not job:
+        return "-"
+    return f"{job['job_id']} {job['state']}" + (f" ({job['reason']})" if job.get("reason") else "")
+
+
 def format_status(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: stage, state, documents, time, size, and the reason when not done."""
-    header = ("stage", "state", "documents", "time", "size", "result")
+    slurm = any(r.get("slurm") for r in rows)
+    header = ("stage", "state", "documents", "time", "size", "result") + (("slurm job",) if slurm else ())
     table = [header] + [
         (r["stage"], r["status"], _counts(r["counts"]),
          "-" if r["seconds"] is None else f"{r['seconds']:.1f}s", human_bytes(r["bytes"]), r["result"] or "")
+        + ((_job(r.get("slurm")),) if slurm else ())
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

@@ -10,6 +10,7 @@ from pathlib import Path
 from gristmill.errors import GristmillError
 from gristmill.manifest import atomic_write_bytes
 from gristmill.pipelines import slurm
+from gristmill.pipelines.slurm_jobs import JobRecord, record_jobs
 from gristmill.pipelines.runner import plan
 from gristmill.pipelines.spec import PipelineConfig
 
@@ -24,6 +25,12 @@ class Job:
     script: Path
     command: list[str]
     job_id: str | None
+    stages: tuple[str, ...] = ()
+
+    def record(self, log_dir: Path) -> JobRecord:
+        assert self.job_id is not None, "a dry run submits nothing to record"
+        return JobRecord(kind=self.kind, job_id=self.job_id, stages=self.stages, script=str(self.script),
+                         log_dir=str(log_dir))
 
 
 def submit_pipeline(pipe: PipelineConfig, *, dry_run: bool = False, workdir: Path | None = None,
@@ -43,27 +50,31 @@ def submit_pipeline(pipe: PipelineConfig, *, dry_run: bool = False, workdir: Pat
     if data_steps:
         last_data = [s.spec.name for s in steps if s.spec.data][-1]
         scheduler = pipe.cluster.scheduler if pipe.cluster.kind == "scheduler" else None
-        text = slurm.data_script(pipe.slurm, pipeline=pipe.path, to_stage=last_data, workdir=workdir,
-                                 log_dir=log_dir, scheduler=scheduler)
-        jobs.append(_write_and_submit("data", script_dir / "data.sbatch", text, None, dry_run, say))
+        text = slurm.data_script(pipe.slurm, pipeline=pipe.path, root=root, to_stage=last_data,
+                                 workdir=workdir, log_dir=log_dir, scheduler=scheduler)
+        jobs.append(_write_and_submit("data", script_dir / "data.sbatch", text, None, dry_run, say,
+                                      tuple(s.spec.name for s in data_steps)))
         dependency = jobs[-1].job_id or ("$DATA_JOB" if dry_run else None)
         say(f"data stages to run on Slurm: {', '.join(s.spec.name for s in data_steps)}")
     text = slurm.train_script(pipe.slurm, pipeline=pipe.path, shards=pipe.layout.need("shards", train.name),
                               run_dir=pipe.layout.dir(train.name), workdir=workdir, log_dir=log_dir)
-    jobs.append(_write_and_submit("train", script_dir / "train.sbatch", text, dependency, dry_run, say))
+    jobs.append(_write_and_submit("train", script_dir / "train.sbatch", text, dependency, dry_run, say,
+                                  (train.name,)))
+    if not dry_run:  # `gristmill status` and --wait find the jobs here
+        record_jobs(script_dir, [j.record(log_dir) for j in jobs])
     return jobs
 
 
 def _write_and_submit(kind: str, path: Path, text: str, dependency: str | None, dry_run: bool,
-                      say: Callable[[str], None]) -> Job:
+                      say: Callable[[str], None], stages: tuple[str, ...]) -> Job:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, text.encode())
     path.chmod(0o755)
     command = slurm.sbatch_command(path, dependency)
     if dry_run:
         say(f"{kind}: wrote {path}; would run: {' '.join(command)}")
-        return Job(kind, path, command, None)
+        return Job(kind, path, command, None, stages)
     job_id = slurm.submit(path, dependency)
     say(f"{kind}: submitted {path} as Slurm job {job_id}"
         + (f" (after job {dependency} succeeds)" if dependency else ""))
-    return Job(kind, path, command, job_id)
+    return Job(kind, path, command, job_id, stages)

@@ -168,6 +168,11 @@ def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[
                 where=f"{config_path} [slurm]" if config_path else "[slurm]")
     path, text = slurm.write_train_job(cfg, train_args=_train_args(ctx), run_dir=out)
     job_id = None if dry_run else slurm.submit(path)
+    if job_id is not None:
+        from gristmill.pipelines.slurm_jobs import JobRecord, record_jobs
+
+        record_jobs(path.parent, [JobRecord(kind="train", job_id=job_id, stages=("train",), script=str(path),
+                                            log_dir=str(path.parent / "logs"))])
     if as_json:
         click.echo(json.dumps({"script": str(path), "job_id": job_id}))
     elif dry_run:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._at = 0.0
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
@@ -183,10 +185,18 @@ class StopFlag:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
+    # Under torchrun a signal sent to the whole job (scancel --signal, Ctrl-C in a terminal) reaches
+    # a worker twice: directly, then forwarded by the elastic agent a moment later. That echo
+    # must not count as the "again" that aborts before the checkpoint is saved.
+    AGENT_ECHO_S = 3.0
+
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
+            if (os.environ.get("TORCHELASTIC_RUN_ID") and signum == self.signum
+                    and time.monotonic() - self._at < self.AGENT_ECHO_S):
+                return
             raise KeyboardInterrupt
-        self.signum = signum
+        self.signum, self._at = signum, time.monotonic()
         log.warning("signal %d: saving a checkpoint after this step (again to abort)", signum)
 
     def __exit__(self, *exc: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,11 +91,13 @@ def test_timeout_signal_checkpoints_and_requeues(tmp_path, restarts, requeued):
 
 def test_data_script(tmp_path):
     text = data_script(SlurmConfig(data_cpus=32, data_mem="64G"), pipeline=tmp_path / "p.toml",
-                       to_stage="shards", workdir=tmp_path, log_dir=tmp_path)
+                       root=tmp_path / "root", to_stage="shards", workdir=tmp_path, log_dir=tmp_path)
     (tmp_path / "d.sbatch").write_text(text)
     subprocess.run(["bash", "-n", str(tmp_path / "d.sbatch")], check=True)
     assert "#SBATCH --cpus-per-task=32" in text and "#SBATCH --mem=64G" in text
-    assert f'gristmill run {tmp_path}/p.toml --to shards --workers "$SLURM_CPUS_PER_TASK"' in text
+    # the root the training job reads from, not the pipeline file's own root
+    assert (f'gristmill run {tmp_path}/p.toml -o {tmp_path}/root --to shards --workers "$SLURM_CPUS_PER_TASK"'
+            in text)
 
 
 def _demo_pipeline(tmp: Path):
@@ -104,7 +107,8 @@ def _demo_pipeline(tmp: Path):
 def test_submit_dry_run_writes_both_scripts_with_the_dependency(tmp_path):
     jobs = submit_pipeline(_demo_pipeline(tmp_path), dry_run=True, workdir=tmp_path, say=lambda m: None)
     assert [j.kind for j in jobs] == ["data", "train"]
-    assert jobs[1].command[:3] == ["sbatch", "--parsable", "--dependency=afterok:$DATA_JOB"]
+    assert jobs[1].command[:4] == ["sbatch", "--parsable", "--dependency=afterok:$DATA_JOB",
+                                   "--kill-on-invalid-dep=yes"]
     for j in jobs:
         assert j.script.is_file() and j.job_id is None
         subprocess.run(["bash", "-n", str(j.script)], check=True)
@@ -124,7 +128,11 @@ def test_submit_chains_the_training_job_after_the_data_job(tmp_path):
     assert [j.job_id for j in jobs] == ["1001", "1002"]
     calls = log.read_text().splitlines()
     assert calls[0] == f"--parsable {tmp_path}/out/slurm/data.sbatch"
-    assert calls[1] == f"--parsable --dependency=afterok:1001 {tmp_path}/out/slurm/train.sbatch"
+    assert calls[1] == (f"--parsable --dependency=afterok:1001 --kill-on-invalid-dep=yes "
+                        f"{tmp_path}/out/slurm/train.sbatch")
+    recorded = json.loads((tmp_path / "out" / "slurm" / "jobs.json").read_text())["jobs"]
+    assert [(j["kind"], j["job_id"], j["stages"][-1]) for j in recorded] == [("data", "1001", "shards"),
+                                                                             ("train", "1002", "train")]
 
 
 def test_run_slurm_dry_run_prints_the_scripts(tmp_path):
