@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test test-cluster install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ demo: install
 	$(BIN)/gristmill demo -o $(DEMO_DIR)
 
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not cluster"
+
+# A real single-node Slurm (installed through apt when missing, as root), the tests marked
+# `cluster` against it, and every daemon stopped afterwards: see ci/slurm-up.sh.
+test-cluster: install-test
+	ci/slurm-up.sh $(BIN)/python -m pytest -q -m cluster tests/cluster
 
 bench: install-test
 	@echo "see BENCHMARKS.md for each benchmark's command"
