@@ -29,13 +29,17 @@ def corpus() -> None:
               help="Plain text: one document per file (default), per line or per paragraph.")
 @click.option("--chunk-bytes", type=click.IntRange(min=1024), default=None,
               help="Input bytes per work unit [64 MiB]; large files are split into several units.")
+@click.option("--max-record-bytes", type=click.IntRange(min=1024, max=1 << 31), default=None,
+              help="Longest line, text file or text value [32 MiB]; longer ones are skipped while "
+                   "streaming and kept aside as record_too_large.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected.")
 @clikit.config_option
 @clikit.dask_options
 @clikit.force_option
 @clikit.json_option
 def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field: str | None,
-           source: str | None, txt_split: str | None, chunk_bytes: int | None, strict: bool,
+           source: str | None, txt_split: str | None, chunk_bytes: int | None,
+           max_record_bytes: int | None, strict: bool,
            config_path: Path | None, workers: int | None, scheduler: str | None, force: bool,
            as_json: bool) -> None:
     """Read raw dumps into canonical Parquet documents.
@@ -54,7 +58,7 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
 
     cfg = clikit.load_config(IngestConfig, config_path, "ingest", {
         "text_field": text_field, "id_field": id_field, "source": source, "txt_split": txt_split,
-        "chunk_bytes": chunk_bytes})
+        "chunk_bytes": chunk_bytes, "max_record_bytes": max_record_bytes})
     result = run_ingest(list(inputs), out, cfg, clikit.runtime(workers, scheduler, force))
     clikit.report_stage(result, as_json, summary)
     rejected = sum(result.manifest["counts"]["removed"].values())

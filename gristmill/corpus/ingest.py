@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 from gristmill.cluster import dask_client
 from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, removed_table,
                                         write_table)
-from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, detect_kind, raw_bytes, read_unit
+from gristmill.corpus.discover import discover
+from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, detect_kind, read_unit
+from gristmill.corpus.records import to_document, utf8_safe
 from gristmill.errors import InputError
 from gristmill.manifest import Counts
 from gristmill.progress import gather
@@ -41,10 +43,15 @@ class IngestConfig:
     source: str = ""  # overrides every record's source; default: the record's, else the file's name
     txt_split: TxtSplit = "file"
     chunk_bytes: int = 64 << 20  # target input bytes per unit: JSONL byte ranges, Parquet row groups
+    # A longer line, text file or text value is skipped while streaming (record_too_large):
+    # it bounds the memory one record can take, whatever the input.
+    max_record_bytes: int = 32 << 20
 
     def __post_init__(self) -> None:
         if not self.text_field:
             raise ValueError("text_field must not be empty")
+        if not 1024 <= self.max_record_bytes <= 1 << 31:
+            raise ValueError(f"max_record_bytes must be between 1024 and 2 GiB, got {self.max_record_bytes}")
         if self.chunk_bytes < 1024:
             raise ValueError(f"chunk_bytes must be >= 1024, got {self.chunk_bytes}")
 
@@ -52,53 +59,18 @@ class IngestConfig:
 # ---------------------------------------------------------------- planning
 
 
-def _discover(inputs: Sequence[Path]) -> list[tuple[Path, str]]:
-    """Input files with the path to show for them; a ``save_to_disk`` folder contributes its shards.
-
-    Hidden files and folders (``.git``, editor swap files) are skipped, and the skip is logged
-    with a count so that nothing disappears unannounced.
-    """
-    found: list[tuple[Path, str]] = []
-    hidden = 0
-    for root in inputs:
-        if not root.exists():
-            raise InputError(f"input not found: {root}")
-        if root.is_file():
-            found.append((root, root.name))
-            continue
-        for f in _dataset_dir_files(root) or sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = f.relative_to(root).as_posix()
-            if any(part.startswith(".") for part in Path(rel).parts):
-                hidden += 1
-            else:
-                found.append((f, f"{root.name}/{rel}"))
-    if hidden:
-        log.warning("ingest: skipped %d hidden files (names starting with '.')", hidden)
-    if not found:
-        raise InputError(f"no input files under {', '.join(map(str, inputs))}")
-    return found
-
-
-def _dataset_dir_files(root: Path) -> list[Path] | None:
-    """The Arrow shards of a ``datasets.Dataset.save_to_disk`` folder, in its own order."""
-    import json
-
-    state = root / "state.json"
-    if not state.is_file():
-        return None
-    try:
-        files = [root / d["filename"] for d in json.loads(state.read_text())["_data_files"]]
-    except (KeyError, TypeError, ValueError):
-        return None
-    return files
-
-
 def plan_units(inputs: Sequence[Path], chunk_bytes: int) -> list[Unit]:
     """Split the inputs into units of about ``chunk_bytes`` each, in a deterministic order."""
+    return plan(inputs, chunk_bytes)[0]
+
+
+def plan(inputs: Sequence[Path], chunk_bytes: int) -> tuple[list[Unit], list[dict[str, str]]]:
+    """The units, and the inputs skipped (with their reasons) by :func:`discover`."""
     units: list[Unit] = []
     small_txt: list[tuple[str, str]] = []
     small_bytes = 0
-    for path, rel in _discover(inputs):
+    files, skipped = discover(inputs)
+    for path, rel in files:
         kind = detect_kind(path)
         size = path.stat().st_size
         if kind == "txt":  # many small text files share a unit
@@ -111,7 +83,7 @@ def plan_units(inputs: Sequence[Path], chunk_bytes: int) -> list[Unit]:
         units.extend(_split(kind, path, rel, size, chunk_bytes))
     if small_txt:
         units.append(_txt_unit(small_txt))
-    return units
+    return units, skipped
 
 
 def _txt_unit(files: list[tuple[str, str]]) -> Unit:
@@ -163,28 +135,6 @@ def _group(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
 
 
 # ---------------------------------------------------------------- records
-
-
-def to_document(rec: Raw, cfg: IngestConfig, default_source: str) -> dict[str, str] | Bad:
-    """Validate one raw record into ``{id, text, source}`` or say why it cannot be one."""
-    value = rec.value
-    if isinstance(value, str):  # plain text input
-        text, rid, source = value, None, None
-    elif isinstance(value, dict):
-        if cfg.text_field not in value:
-            return Bad("missing_text", f"no field {cfg.text_field!r}", rec.origin, raw_bytes(rec))
-        text, rid, source = value[cfg.text_field], value.get(cfg.id_field), value.get(cfg.source_field)
-        if not isinstance(text, str):
-            return Bad("non_string_text", f"{cfg.text_field!r} is {type(text).__name__}", rec.origin, raw_bytes(rec))
-    else:
-        return Bad("malformed_json", f"a record must be an object, got {type(value).__name__}",
-                   rec.origin, raw_bytes(rec))
-    if not text.strip():
-        return Bad("empty_text", "empty or whitespace-only text", rec.origin, raw_bytes(rec))
-    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
-        rid = rec.origin  # unique and stable: file, and line or byte offset
-    source = cfg.source or (source if isinstance(source, str) and source else default_source)
-    return {"id": str(rid), "text": text, "source": source}
 
 
 @dataclass(slots=True)
@@ -251,14 +201,15 @@ def ingest_unit(index: int, unit: Unit, cfg: IngestConfig, tmp: str) -> PartResu
     (Path(tmp) / REMOVED_DIR).mkdir(parents=True, exist_ok=True)
     removed = _BufferedWriter(Path(tmp) / REMOVED_DIR / name, removed_table([]).schema, removed_table)
     sources = {rel: _source_name(rel) for rel in unit.rel}
-    for rec in read_unit(unit, cfg.txt_split):
-        result.counts.n_in += 1
+    for rec in read_unit(unit, cfg.txt_split, cfg.max_record_bytes):
+        # A lost row group is one quarantine record standing for all of its rows.
+        result.counts.n_in += rec.count if isinstance(rec, Bad) else 1
         source = sources[_rel_of(rec.origin, unit.rel)]
         doc = rec if isinstance(rec, Bad) else to_document(rec, cfg, source)
         if isinstance(doc, Bad):
-            result.counts.remove(doc.reason)
-            removed.add({"id": None, "source": cfg.source or source, "reason": doc.reason,
-                         "detail": doc.detail, "raw": doc.raw, "origin": doc.origin})
+            result.counts.remove(doc.reason, doc.count)
+            removed.add({"id": None, "source": utf8_safe(cfg.source or source), "reason": doc.reason,
+                         "detail": utf8_safe(doc.detail), "raw": doc.raw, "origin": utf8_safe(doc.origin)})
         else:
             result.counts.kept += 1
             kept.add(doc)
@@ -319,7 +270,7 @@ def ingest(inputs: Sequence[Path], out: Path, config: IngestConfig, runtime: Run
     run = StageRun(STAGE, out, config, inputs, force=runtime.force)
     if (done := run.up_to_date()) is not None:
         return done
-    units = plan_units(inputs, config.chunk_bytes)
+    units, skipped = plan(inputs, config.chunk_bytes)
     run.begin()
     tmp = str(run.tmp_dir)
     with dask_client(runtime) as client:
@@ -335,7 +286,7 @@ def ingest(inputs: Sequence[Path], out: Path, config: IngestConfig, runtime: Run
             run.publish(r.kept_file, rows=pq.ParquetFile(run.tmp_path(r.kept_file)).metadata.num_rows)
         if r.removed_file:
             run.publish(r.removed_file, rows=pq.ParquetFile(run.tmp_path(r.removed_file)).metadata.num_rows)
-    return run.finish(counts, units=len(units), **rekey)
+    return run.finish(counts, units=len(units), skipped_inputs=skipped, **rekey)
 
 
 def summary(result: StageResult) -> str:
@@ -345,6 +296,9 @@ def summary(result: StageResult) -> str:
     lines = [f"ingest: {c['in']:,} records -> {c['kept']:,} documents in {result.output} "
              f"({m.get('units', '?')} units, {m.get('seconds', 0):.1f}s)"]
     lines += [f"  rejected {n:,} {reason}" for reason, n in c["removed"].items()]
+    if m.get("skipped_inputs"):
+        lines.append(f"  skipped {len(m['skipped_inputs']):,} input paths (symlinks, hidden, unlisted; "
+                     "see skipped_inputs in the manifest)")
     if m.get("rekeyed"):
         lines.append(f"  re-keyed {m['rekeyed']:,} duplicate ids (kept, with a #N suffix)")
     if c["removed"]:

@@ -8,19 +8,14 @@ bytes, and why they could not be used), never raising on bad data.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import re
-import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import zstandard
+from gristmill.corpus.linereader import TRUNCATION, bounded_lines, open_compressed, zstd_incomplete_at
 
 Kind = Literal["jsonl", "jsonl.gz", "jsonl.zst", "txt", "txt.gz", "txt.zst", "parquet", "arrow",
                "binary"]
@@ -60,6 +55,7 @@ class Bad:
     detail: str
     origin: str
     raw: bytes | None = None
+    count: int = 1  # input records it stands for: the rows of a lost row group, say
 
 
 def detect_kind(path: Path) -> Kind:
@@ -94,21 +90,27 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
-def read_unit(unit: Unit, txt_split: TxtSplit) -> Iterator[Raw | Bad]:
-    """All records of a unit, in file order."""
+def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20) -> Iterator[Raw | Bad]:
+    """All records of a unit, in file order; none longer than ``max_record_bytes`` is held in memory."""
+    limit = max_record_bytes
     if unit.kind == "jsonl":
-        yield from _jsonl_range(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
+        yield from _jsonl_range(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
     elif unit.kind in ("jsonl.gz", "jsonl.zst"):
-        yield from _lines(_open_compressed(unit), unit.rel[0], json_lines=True)
+        yield from _compressed_lines(unit, limit, _decode_line)
     elif unit.kind == "parquet":
-        yield from _parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
+        yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
     elif unit.kind == "arrow":
-        yield from _arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
+        yield from arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
     elif unit.kind == "binary":
         yield from _binary(unit)
     else:
         for path, rel in zip(unit.paths, unit.rel):
-            yield from _txt(Unit(unit.kind, (path,), (rel,)), txt_split)
+            yield from _txt(Unit(unit.kind, (path,), (rel,)), txt_split, limit)
+
+
+def too_large(size: int, limit: int, where: str, origin: str) -> Bad:
+    """The quarantine record of a record over ``max_record_bytes`` (its bytes are not kept)."""
+    return Bad("record_too_large", f"{size} bytes > max_record_bytes {limit} at {where}", origin, None)
 
 
 def _decode_line(line: bytes, origin: str) -> Raw | Bad | None:
@@ -121,120 +123,91 @@ def _decode_line(line: bytes, origin: str) -> Raw | Bad | None:
     except UnicodeDecodeError as e:
         return Bad("invalid_utf8", str(e), origin, line)
     try:
-        return Raw(json.loads(text), origin, line)
+        return Raw(json.loads(text, parse_int=_parse_int), origin, line)
     except json.JSONDecodeError as e:
         return Bad("malformed_json", str(e), origin, line)
     except RecursionError:
         return Bad("malformed_json", "nesting too deep", origin, line)
 
 
-def _jsonl_range(path: Path, rel: str, start: int, stop: int) -> Iterator[Raw | Bad]:
+class HugeInt(str):
+    """The digits of a JSON integer too long for ``int()`` (Python refuses over 4300 digits)."""
+
+
+def _parse_int(digits: str) -> int | HugeInt:
+    # Kept as text so that one such number fails only its own record (``bad_id`` if it is the id).
+    return int(digits) if len(digits) <= 4000 else HugeInt(digits)
+
+
+def _jsonl_range(path: Path, rel: str, start: int, stop: int, limit: int) -> Iterator[Raw | Bad]:
     """Lines that *start* in ``[start, stop)``: a line crossing ``stop`` belongs to this range."""
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
-            f.readline()  # finish the line that started before us (or the '\n' at start-1)
-        pos = f.tell()
-        while stop < 0 or pos < stop:
-            line = f.readline()
-            if not line:
+            for _ in bounded_lines(f, limit):  # finish the line that started before us
                 break
-            rec = _decode_line(line, f"{rel}@{pos}")
-            pos = f.tell()
+        pos = f.tell()
+        for line in bounded_lines(f, limit, offset=pos):
+            if stop >= 0 and line.offset >= stop:
+                break
+            origin = f"{rel}@{line.offset}"
+            rec = too_large(line.size, limit, f"byte {line.offset}", origin) if line.data is None \
+                else _decode_line(line.data, origin)
             if rec is not None:
                 yield rec
 
 
-def _open_compressed(unit: Unit) -> io.BufferedIOBase:
-    raw = open(unit.paths[0], "rb")
-    if unit.kind.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-
-
-_TRUNCATION = (EOFError, OSError, zlib.error, zstandard.ZstdError)
-
-
-def _lines(stream: io.BufferedIOBase, rel: str, json_lines: bool) -> Iterator[Raw | Bad]:
-    """Lines of a compressed stream; a truncated or corrupt stream keeps what was readable."""
+def _compressed_lines(unit: Unit, limit: int, decode: Any) -> Iterator[Raw | Bad]:
+    """Lines of a ``.gz``/``.zst`` file; a cut or corrupt stream keeps what was readable, then says so."""
+    path, rel = unit.paths[0], unit.rel[0]
     n = 0
-    with stream:
-        while True:
-            try:
-                line = stream.readline()
-            except _TRUNCATION as e:
-                yield Bad("truncated_file", f"{type(e).__name__}: {e} (after {n} lines)", f"{rel}#L{n + 1}")
-                return
-            if not line:
-                return
-            n += 1
-            rec = _decode_line(line, f"{rel}#L{n}") if json_lines else Raw(line, f"{rel}#L{n}", line)
-            if rec is not None:
-                yield rec
-
-
-def _parquet_groups(path: Path, rel: str, start: int, stop: int) -> Iterator[Raw | Bad]:
-    """Rows of row groups ``[start, stop)``; an unreadable group is one record that says how many rows it held."""
     try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as e:
-        yield Bad("unreadable_file", f"{type(e).__name__}: {e}", rel)
+        with open_compressed(path, unit.kind) as stream:
+            for line in bounded_lines(stream, limit):
+                n = line.number
+                origin = f"{rel}#L{n}"
+                rec = too_large(line.size, limit, f"line {n}, decompressed byte {line.offset}", origin) \
+                    if line.data is None else decode(line.data, origin)
+                if rec is not None:
+                    yield rec
+    except TRUNCATION as e:
+        yield Bad("truncated_file", f"{type(e).__name__}: {e} (after {n} lines)", f"{rel}#L{n + 1}")
         return
-    for g in range(start, pf.num_row_groups if stop < 0 else stop):
-        try:
-            rows = pf.read_row_group(g).to_pylist()
-        except (pa.ArrowException, OSError) as e:
-            lost = pf.metadata.row_group(g).num_rows
-            yield Bad("unreadable_file", f"row group {g} ({lost} rows) unreadable: {type(e).__name__}: {e}",
-                      f"{rel}#rg{g}")
-            continue
-        for i, row in enumerate(rows):
-            yield Raw(row, f"{rel}#rg{g}:{i}")
+    if unit.kind.endswith(".zst") and (cut := zstd_incomplete_at(path)) is not None:
+        yield Bad("truncated_file", f"zstd frame at byte {cut} is incomplete: the file ends inside it "
+                  f"(after {n} lines)", f"{rel}#L{n + 1}")
 
 
 def raw_bytes(rec: Raw) -> bytes | None:
     """The bytes to quarantine with a rejected record: as read, or a table row as JSON."""
     if rec.raw is not None or not isinstance(rec.value, dict):
         return rec.raw
-    row = rec.value
-    return json.dumps(row, default=str, ensure_ascii=False).encode()
-
-
-def _open_ipc(source: pa.NativeFile) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader:
     try:
-        return pa.ipc.open_file(source)
-    except pa.ArrowInvalid:
-        source.seek(0)
-        return pa.ipc.open_stream(source)
+        return json.dumps(rec.value, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    except (ValueError, RecursionError):
+        return repr(rec.value)[:_SNIFF].encode("utf-8", "backslashreplace")
 
 
-def _arrow_batches(path: Path, rel: str, start: int, stop: int) -> Iterator[Raw | Bad]:
+def _txt_line(data: bytes, origin: str) -> Raw | Bad | None:
+    if not data.strip():
+        return None
     try:
-        with pa.memory_map(str(path)) as source:
-            reader = _open_ipc(source)
-            batches = (reader.get_batch(i) for i in range(start, reader.num_record_batches if stop < 0 else stop)) \
-                if isinstance(reader, pa.ipc.RecordBatchFileReader) else iter(reader)
-            for b, batch in enumerate(batches, start=start):
-                for i, row in enumerate(batch.to_pylist()):
-                    yield Raw(row, f"{rel}#b{b}:{i}")
-    except (pa.ArrowException, OSError) as e:
-        yield Bad("unreadable_file", f"{type(e).__name__}: {e}", rel)
+        return Raw(data.decode("utf-8"), origin, None)
+    except UnicodeDecodeError as e:
+        return Bad("invalid_utf8", str(e), origin, data)
 
 
-def _txt(unit: Unit, split: TxtSplit) -> Iterator[Raw | Bad]:
+def _txt(unit: Unit, split: TxtSplit, limit: int) -> Iterator[Raw | Bad]:
+    if split == "lines":
+        if unit.kind == "txt":
+            yield from _plain_lines(unit, limit)
+        else:
+            yield from _compressed_lines(unit, limit, _txt_line)
+        return
     rel = unit.rel[0]
-    if unit.kind == "txt":
-        data = Path(unit.paths[0]).read_bytes()
-    else:
-        chunks: list[bytes] = []
-        stream = _open_compressed(unit)
-        try:
-            with stream:
-                while chunk := stream.read(1 << 20):
-                    chunks.append(chunk)
-        except _TRUNCATION as e:
-            yield Bad("truncated_file", f"{type(e).__name__}: {e}", rel)
-        data = b"".join(chunks)
+    data = yield from _read_bounded(unit, limit)
+    if data is None:
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -243,11 +216,54 @@ def _txt(unit: Unit, split: TxtSplit) -> Iterator[Raw | Bad]:
     if split == "file":
         yield Raw(text, rel, None)
         return
-    sep = "\n" if split == "lines" else None
-    pieces = text.split(sep) if sep else _paragraphs(text)
-    for i, piece in enumerate(pieces, start=1):
+    for i, piece in enumerate(_paragraphs(text), start=1):
         if piece.strip():
-            yield Raw(piece, f"{rel}#{'L' if sep else 'P'}{i}", None)
+            yield Raw(piece, f"{rel}#P{i}", None)
+
+
+def _plain_lines(unit: Unit, limit: int) -> Iterator[Raw | Bad]:
+    rel = unit.rel[0]
+    with open(unit.paths[0], "rb") as f:
+        for line in bounded_lines(f, limit):
+            origin = f"{rel}#L{line.number}"
+            rec = too_large(line.size, limit, f"line {line.number}, byte {line.offset}", origin) \
+                if line.data is None else _txt_line(line.data, origin)
+            if rec is not None:
+                yield rec
+
+
+def _read_bounded(unit: Unit, limit: int) -> Generator[Bad, None, bytes | None]:
+    """A whole text file (one record, or its paragraphs) if it is at most ``limit`` bytes.
+
+    A larger one is one ``record_too_large`` record, measured while streaming; a cut
+    compressed file keeps what was readable and adds a ``truncated_file`` record.
+    """
+    rel = unit.rel[0]
+    if unit.kind == "txt":
+        size = Path(unit.paths[0]).stat().st_size
+        if size > limit:
+            yield too_large(size, limit, "the whole file", rel)
+            return None
+        return Path(unit.paths[0]).read_bytes()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with open_compressed(unit.paths[0], unit.kind) as stream:
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if size <= limit:
+                    chunks.append(chunk)
+                else:
+                    chunks.clear()
+    except TRUNCATION as e:
+        yield Bad("truncated_file", f"{type(e).__name__}: {e} (after {size} bytes)", rel)
+    else:
+        if unit.kind.endswith(".zst") and (cut := zstd_incomplete_at(unit.paths[0])) is not None:
+            yield Bad("truncated_file", f"zstd frame at byte {cut} is incomplete (after {size} bytes)", rel)
+    if size > limit:
+        yield too_large(size, limit, "the whole file (decompressed)", rel)
+        return None
+    return b"".join(chunks)
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -260,3 +276,6 @@ def _binary(unit: Unit) -> Iterator[Bad]:
         head = f.read(4096)
     yield Bad("binary_file", f"not text, JSONL, Parquet or Arrow ({path.stat().st_size} bytes; first 4 KiB kept)",
               unit.rel[0], head)
+
+
+from gristmill.corpus.readers_columnar import arrow_batches, parquet_groups  # noqa: E402  (they use Raw/Bad)

@@ -154,7 +154,8 @@ def test_only_hidden_files_are_skipped_and_blank_lines_are_not_records(tmp_path:
     (d / "a.jsonl").write_bytes(b"\n\n".join(_lines(2)) + b"\n\n   \n")
     m = run([d], tmp_path / "o")
     assert m["counts"] == {"in": 5, "kept": 5, "removed": {}}
-    assert "skipped 1 hidden files" in caplog.text
+    assert "skipped 1 inputs: hidden" in caplog.text
+    assert m["skipped_inputs"] == [{"path": "dump/.git", "reason": "hidden"}]
 
 
 def test_rejected_table_rows_keep_their_content(tmp_path: Path) -> None:

@@ -1,0 +1,206 @@
+"""Issue 12 §3: every record is counted, whatever the file (cut archives, lost row groups,
+records that cannot be converted, symlinks and datasets folders)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from click.testing import Result
+
+from gristmill.corpus.documents import removed_files
+
+N = 100
+
+
+def lines(n: int, prefix: str) -> bytes:
+    return b"".join(json.dumps({"id": f"{prefix}{i}", "text": f"text {i} of {prefix}"}).encode() + b"\n"
+                    for i in range(n))
+
+
+def manifest(out: Path) -> dict:
+    m = json.loads((out / "manifest.json").read_text())
+    c = m["counts"]
+    assert c["in"] == c["kept"] + sum(c["removed"].values())
+    return m
+
+
+def removed(out: Path) -> list[dict]:
+    return [r for f in removed_files(out) for r in pq.read_table(f).to_pylist()]
+
+
+def ingest_ok(invoke: Callable[..., Result], *args: object, strict: bool = True) -> Result:
+    """Ingest with --strict: exit 1 when anything was removed, 0 when nothing was."""
+    r = invoke("corpus", "ingest", *args, "--workers", 1, *(["--strict"] if strict else []))
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.output
+    return r
+
+
+def test_zstd_cut_inside_a_later_frame_is_truncated_file(tmp_path: Path, invoke) -> None:
+    c = zstandard.ZstdCompressor()
+    first, second = c.compress(lines(N, "a")), c.compress(lines(N, "b"))
+    (tmp_path / "x.jsonl.zst").write_bytes(first + second[: len(second) // 2])
+    r = ingest_ok(invoke, tmp_path / "x.jsonl.zst", "-o", tmp_path / "o")
+    assert r.exit_code == 1
+    m = manifest(tmp_path / "o")
+    assert m["counts"]["removed"].get("truncated_file") == 1
+    assert m["counts"]["kept"] >= N  # the whole first frame is kept
+    [cut] = [x for x in removed(tmp_path / "o") if x["reason"] == "truncated_file"]
+    assert f"zstd frame at byte {len(first)} is incomplete" in cut["detail"]
+
+
+def test_whole_multi_frame_zstd_is_read_whole(tmp_path: Path, invoke) -> None:
+    c = zstandard.ZstdCompressor(write_checksum=True)
+    (tmp_path / "x.jsonl.zst").write_bytes(c.compress(lines(N, "a")) + c.compress(lines(N, "b")))
+    r = ingest_ok(invoke, tmp_path / "x.jsonl.zst", "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert manifest(tmp_path / "o")["counts"] == {"in": 2 * N, "kept": 2 * N, "removed": {}}
+
+
+@pytest.mark.parametrize("cut", [4, 400])  # inside the trailer; inside the second member's data
+def test_gzip_cut_is_truncated_file(tmp_path: Path, invoke, cut: int) -> None:
+    data = gzip.compress(lines(N, "a")) + gzip.compress(lines(N, "b") * 5)
+    (tmp_path / "x.jsonl.gz").write_bytes(data[:-cut])
+    r = ingest_ok(invoke, tmp_path / "x.jsonl.gz", "-o", tmp_path / "o")
+    assert r.exit_code == 1
+    m = manifest(tmp_path / "o")
+    assert m["counts"]["removed"]["truncated_file"] == 1
+    assert m["counts"]["kept"] >= N
+
+
+def _corrupt_row_group(path: Path, group: int) -> int:
+    """Overwrite the page header of ``group``'s first column chunk; returns its row count."""
+    meta = pq.ParquetFile(path).metadata.row_group(group)
+    offset = meta.column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset: offset + 24] = b"\xff" * 24
+    path.write_bytes(bytes(data))
+    return meta.num_rows
+
+
+def test_unreadable_parquet_row_group_counts_its_rows(tmp_path: Path, invoke) -> None:
+    table = pa.table({"id": [f"r{i}" for i in range(300)], "text": [f"row {i}" for i in range(300)]})
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=100, use_dictionary=False, compression="none")
+    lost = _corrupt_row_group(path, 1)
+    r = ingest_ok(invoke, path, "-o", tmp_path / "o")
+    assert r.exit_code == 1
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 300, "kept": 200, "removed": {"unreadable_row_group": lost}}
+    [bad] = removed(tmp_path / "o")
+    assert bad["origin"] == "t.parquet#rg1" and "row group 1 of t.parquet (from byte" in bad["detail"]
+
+
+def _arrow(path: Path, stream: bool) -> int:
+    batches = [pa.record_batch({"id": [f"b{b}-{i}" for i in range(50)], "text": [f"t {i}" for i in range(50)]})
+               for b in range(4)]
+    open_ = pa.ipc.new_stream if stream else pa.ipc.new_file
+    with pa.OSFile(str(path), "wb") as sink, open_(sink, batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    return path.stat().st_size
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_cut_arrow_keeps_whole_batches_and_says_where(tmp_path: Path, invoke, stream: bool) -> None:
+    path = tmp_path / "t.arrow"
+    size = _arrow(path, stream)
+    path.write_bytes(path.read_bytes()[: size * 5 // 8])  # inside the third batch
+    r = ingest_ok(invoke, path, "-o", tmp_path / "o")
+    assert r.exit_code == 1
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 101, "kept": 100, "removed": {"truncated_file": 1}}
+    [bad] = removed(tmp_path / "o")
+    assert "ends after 2 whole batches (100 rows, byte" in bad["detail"] and "unknown" in bad["detail"]
+
+
+def test_arrow_stream_cut_at_a_batch_boundary_is_truncated(tmp_path: Path, invoke) -> None:
+    path = tmp_path / "t.arrow"
+    size = _arrow(path, stream=True)
+    path.write_bytes(path.read_bytes()[: size - 8])  # only the end-of-stream marker is gone
+    ingest_ok(invoke, path, "-o", tmp_path / "o")
+    assert manifest(tmp_path / "o")["counts"] == {"in": 201, "kept": 200, "removed": {"truncated_file": 1}}
+
+
+def test_unconvertible_records_are_quarantined_and_the_rest_kept(tmp_path: Path, invoke) -> None:
+    bad = {
+        b'{"id": "s1", "text": "lone \\ud800 surrogate"}': "invalid_text",
+        b'{"id": ' + b"9" * 5000 + b', "text": "a 5000-digit id"}': "bad_id",
+        b'{"id": 1.5, "text": "a float id"}': "bad_id",
+        b'{"id": NaN, "text": "a NaN id"}': "bad_id",
+        b'{"id": 1e999, "text": "an infinite id"}': "bad_id",
+        b'{"id": {"a": 1}, "text": "a nested id"}': "bad_id",
+        b'{"id": [1], "text": "a list id"}': "bad_id",
+        b'{"id": true, "text": "a bool id"}': "bad_id",
+        b'{"id": "\\udfff", "text": "a surrogate id"}': "bad_id",
+        b'{"id": "s2", "text": "bad source", "source": "\\ud83d"}': "bad_source",
+        b'{"id": "s3", "text": ' + b"1" * 5000 + b"}": "non_string_text",
+    }
+    (tmp_path / "x.jsonl").write_bytes(lines(10, "g") + b"\n".join(bad) + b"\n" + lines(10, "h"))
+    r = ingest_ok(invoke, tmp_path / "x.jsonl", "-o", tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"]["kept"] == 20
+    assert m["counts"]["removed"] == {"bad_id": 8, "bad_source": 1, "invalid_text": 1, "non_string_text": 1}
+    got = {x["raw"]: x["reason"] for x in removed(tmp_path / "o")}
+    assert got == bad
+
+
+def test_symlink_policy_is_counted(tmp_path: Path, invoke) -> None:
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "private.jsonl").write_bytes(lines(3, "p"))
+    raw = tmp_path / "raw"
+    (raw / "sub").mkdir(parents=True)
+    (raw / "sub" / "a.jsonl").write_bytes(lines(5, "a"))
+    os.symlink(outside / "private.jsonl", raw / "leak.jsonl")      # leaves the tree
+    os.symlink(outside, raw / "leakdir")                           # a folder outside
+    os.symlink(raw / "sub", raw / "again")                         # a folder inside: read once
+    os.symlink(raw / "sub" / "a.jsonl", raw / "alias.jsonl")       # a file inside: read once
+    os.symlink(raw / "gone.jsonl", raw / "dangling.jsonl")
+    r = ingest_ok(invoke, raw, "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 5, "kept": 5, "removed": {}}
+    assert sorted((s["path"], s["reason"]) for s in m["skipped_inputs"]) == [
+        ("raw/again", "symlink_duplicate"), ("raw/dangling.jsonl", "broken_symlink"),
+        ("raw/leak.jsonl", "symlink_outside_input"), ("raw/leakdir", "symlink_outside_input")]
+    assert not any(d["text"].startswith("text 0 of p") for f in (tmp_path / "o").glob("part-*.parquet")
+                   for d in pq.read_table(f).to_pylist())
+
+
+def _datasets_folder(d: Path, listed: list[str], present: list[str]) -> Path:
+    d.mkdir()
+    for name in present:
+        batch = pa.record_batch({"text": [f"{name} {i}" for i in range(4)]})
+        with pa.OSFile(str(d / name), "wb") as sink, pa.ipc.new_stream(sink, batch.schema) as w:
+            w.write_batch(batch)
+    (d / "state.json").write_text(json.dumps({"_data_files": [{"filename": f} for f in listed]}))
+    (d / "dataset_info.json").write_text("{}")
+    return d
+
+
+def test_datasets_folder_reads_what_state_json_lists(tmp_path: Path, invoke) -> None:
+    d = _datasets_folder(tmp_path / "ds", ["data-00000-of-00001.arrow"],
+                         ["data-00000-of-00001.arrow", "stray.arrow"])
+    r = ingest_ok(invoke, d, "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 4, "kept": 4, "removed": {}}
+    assert m["skipped_inputs"] == [{"path": "ds/stray.arrow", "reason": "not_in_state_json"}]
+
+
+def test_datasets_folder_missing_listed_file_exits_2(tmp_path: Path, invoke) -> None:
+    d = _datasets_folder(tmp_path / "ds", ["data-00000-of-00002.arrow", "data-00001-of-00002.arrow"],
+                         ["data-00000-of-00002.arrow"])
+    r = ingest_ok(invoke, d, "-o", tmp_path / "o")
+    assert r.exit_code == 2
+    assert "ds/state.json lists data-00001-of-00002.arrow, which is missing" in r.output
+    assert not (tmp_path / "o" / "manifest.json").exists()
