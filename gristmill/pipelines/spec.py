@@ -65,6 +65,10 @@ def load_pipeline(path: str | Path, *, root: Path | None = None,
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"pipeline file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start}): a TOML file must be UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the pipeline file ({e.strerror})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -143,6 +147,8 @@ class _Locator:
         if not isinstance(values, Mapping):
             raise self.error(table, None, f"[{table}] must be a table")
         try:
+            if hasattr(cls, "from_table") and not overrides:  # a config with presets (clean profiles)
+                return cls.from_table(values, where=table)
             return build(cls, values, overrides=overrides, where=table)
         except ConfigError as e:
             raise self._locate(str(e.message), table, values) from None
