@@ -37,6 +37,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {p}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8 by definition; tomllib raises the bare error
+        raise ConfigError(f"{p}: not valid UTF-8 (byte {e.start}): a TOML file must be UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the config file ({e.strerror})") from None
 
 
 def section(doc: Mapping[str, Any], dotted: str) -> dict[str, Any]:

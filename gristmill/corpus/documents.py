@@ -13,8 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gristmill.errors import InputError
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_inputs import listed_parts
 
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
 
@@ -46,22 +45,18 @@ def removed_table(rows: Sequence[dict]) -> pa.Table:
 
 
 def part_files(directory: str | Path) -> list[Path]:
-    """The kept-document parts of a finished stage output, in order.
+    """The kept-document parts of a finished stage output, in order: exactly those its manifest
+    lists, each checked against its entry (see :mod:`gristmill.formats.stage_inputs`).
 
     Refuses a directory without a manifest: it is either not a gristmill output or a
     stage that did not finish.
     """
-    d = Path(directory)
-    if not d.is_dir():
-        raise InputError(f"input directory not found: {d}")
-    if read_manifest(d) is None:
-        raise InputError(f"{d} has no manifest.json: not a finished gristmill stage output "
-                         "(run `gristmill corpus ingest` first, or rerun the stage that was interrupted)")
-    return sorted(d.glob("part-*.parquet"))
+    return listed_parts(directory)
 
 
 def removed_files(directory: str | Path) -> list[Path]:
-    return sorted((Path(directory) / REMOVED_DIR).glob("part-*.parquet"))
+    """The removed-record parts a finished stage output's manifest lists, checked likewise."""
+    return listed_parts(directory, subdir=REMOVED_DIR)
 
 
 def iter_batches(parts: Sequence[Path], columns: Sequence[str] | None = None,
