@@ -65,6 +65,11 @@ class CleanConfig:
     all_reasons: bool = False  # run every rule and list all failures in ``detail`` (slower)
     examples_per_reason: int = 5
 
+    @classmethod
+    def from_table(cls, table: dict[str, Any], *, where: str = STAGE) -> CleanConfig:
+        """Build from a ``[clean]`` table (a pipeline file's), applying its ``profile``."""
+        return build(cls, _profiled(dict(table), None, where), where=where)
+
     def __post_init__(self) -> None:
         if self.examples_per_reason < 0:
             raise ValueError(f"examples_per_reason must be >= 0, got {self.examples_per_reason}")
@@ -85,12 +90,7 @@ def load_clean_config(config_path: Path | None, *, languages: str | None = None,
     """
     toml = section(load_toml(config_path), STAGE) if config_path else {}
     where = f"{config_path} [{STAGE}]" if config_path else f"[{STAGE}]"
-    chosen = profile if profile is not None else toml.get("profile", DEFAULT_PROFILE)
-    if not isinstance(chosen, str):
-        raise ConfigError(f"{where}.profile: expected a string, got {chosen!r}")
-    values = profile_values(chosen)
-    _overlay(values, toml, where)
-    values["profile"] = chosen
+    values = _profiled(toml, profile, where)
     overrides: dict[str, dict[str, Any]] = {}
     if languages is not None:
         overrides["lang"] = {"languages": [c.strip().lower() for c in languages.split(",") if c.strip()]}
@@ -113,6 +113,17 @@ def load_clean_config(config_path: Path | None, *, languages: str | None = None,
     if all_reasons:
         values["all_reasons"] = True
     return build(CleanConfig, values, where=where)
+
+
+def _profiled(toml: dict[str, Any], profile: str | None, where: str) -> dict[str, Any]:
+    """The profile's keys (``profile``, else ``toml["profile"]``, else web) with ``toml`` laid over."""
+    chosen = profile if profile is not None else toml.get("profile", DEFAULT_PROFILE)
+    if not isinstance(chosen, str):
+        raise ConfigError(f"{where}.profile: expected a string, got {chosen!r}")
+    values = profile_values(chosen)
+    _overlay(values, toml, where)
+    values["profile"] = chosen
+    return values
 
 
 def _overlay(values: dict[str, Any], top: dict[str, Any], where: str) -> None:
