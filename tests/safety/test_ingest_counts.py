@@ -204,3 +204,33 @@ def test_datasets_folder_missing_listed_file_exits_2(tmp_path: Path, invoke) -> 
     assert r.exit_code == 2
     assert "ds/state.json lists data-00001-of-00002.arrow, which is missing" in r.output
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_records_over_max_record_bytes_are_counted_with_size_and_place(tmp_path: Path, invoke) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    big = "y" * 5000
+    pq.write_table(pa.table({"id": ["p1", "p2"], "text": ["short", big]}), raw / "t.parquet")
+    (raw / "a.jsonl").write_bytes(lines(3, "a") + json.dumps({"text": big}).encode() + b"\n" + lines(2, "b"))
+    (raw / "big.txt").write_text(big)
+    (raw / "small.txt").write_text("a small text")
+    r = ingest_ok(invoke, raw, "-o", tmp_path / "o", "--max-record-bytes", 4096)
+    assert r.exit_code == 1, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 10, "kept": 7, "removed": {"record_too_large": 3}}
+    got = {x["origin"]: x["detail"] for x in removed(tmp_path / "o")}
+    offset = len(lines(3, "a"))
+    assert got == {
+        "raw/t.parquet#rg0:1": "5000 bytes > max_record_bytes 4096 at field 'text'",
+        f"raw/a.jsonl@{offset}": f"{len(json.dumps({'text': big}))} bytes > max_record_bytes 4096 at byte {offset}",
+        "raw/big.txt": "5000 bytes > max_record_bytes 4096 at the whole file",
+    }
+
+
+def test_max_record_bytes_from_toml_is_validated(tmp_path: Path, invoke) -> None:
+    (tmp_path / "a.jsonl").write_bytes(lines(2, "a"))
+    (tmp_path / "c.toml").write_text("[ingest]\nmax_record_bytes = 10\n")
+    r = invoke("corpus", "ingest", tmp_path / "a.jsonl", "-o", tmp_path / "o", "--config", tmp_path / "c.toml")
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert "max_record_bytes must be between 1024 and 2 GiB, got 10" in r.output
+    assert len(r.output.strip().splitlines()) == 1
