@@ -104,6 +104,9 @@ def run_plan(plan: DedupPlan, runtime: Runtime) -> tuple[Counts, dict[str, Any],
                 removed.to_parquet(str(removed_dir), partition_on=["part"], write_index=False)
                 summary = _summarise(assigned)
                 timings["components"] = time.monotonic() - t
+        elif plan.spec is not None:  # an empty corpus: no pairs, but the report has every key
+            report.update(candidate_pairs=0, estimated_pairs=0,
+                          **({"verified_pairs": 0} if plan.config.verify else {}))
         t = time.monotonic()
         written, kept, reasons = _write(client, plan, removed_dir)
         timings["write"] = time.monotonic() - t
