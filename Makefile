@@ -34,8 +34,9 @@ test: install-test
 
 # A real single-node Slurm (installed through apt when missing, as root), the tests marked
 # `cluster` against it, and every daemon stopped afterwards: see ci/slurm-up.sh.
+# --basetemp: the jobs outlive pytest's default numbered temp folders, which other runs prune.
 test-cluster: install-test
-	ci/slurm-up.sh $(BIN)/python -m pytest -q -m cluster tests/cluster
+	ci/slurm-up.sh sh -c '$(BIN)/python -m pytest -q -m cluster --basetemp="$$GRISTMILL_SLURM_DIR/pytest" tests/cluster'
 
 bench: install-test
 	@echo "see BENCHMARKS.md for each benchmark's command"
