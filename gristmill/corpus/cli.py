@@ -47,8 +47,11 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
     INPUTS are files or directories (searched recursively) of JSONL, JSONL.gz,
     JSONL.zst, plain text, Parquet, Arrow IPC, or folders written by
     datasets.Dataset.save_to_disk. Records that cannot be used (malformed JSON,
-    invalid UTF-8, missing or empty text, binary files, truncated archives) are kept
-    in OUT/removed/ with the reason; repeated ids are re-keyed, not dropped.
+    invalid UTF-8, missing or empty text, bad ids, records over --max-record-bytes,
+    binary files, truncated archives, unreadable row groups: all their rows) are kept
+    in OUT/removed/ with the reason; repeated ids are re-keyed, not dropped. Symlinks
+    leading out of an input folder, hidden files and files a datasets folder's
+    state.json does not list are skipped and listed in the manifest's skipped_inputs.
 
     \b
     Example:

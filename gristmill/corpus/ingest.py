@@ -21,7 +21,7 @@ from gristmill.cluster import dask_client
 from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, removed_table,
                                         write_table)
 from gristmill.corpus.discover import discover
-from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, detect_kind, read_unit
+from gristmill.corpus.readers import Bad, TxtSplit, Unit, detect_kind, read_unit
 from gristmill.corpus.records import to_document, utf8_safe
 from gristmill.errors import InputError
 from gristmill.manifest import Counts

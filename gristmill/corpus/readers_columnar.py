@@ -39,7 +39,7 @@ def parquet_groups(path: Path, rel: str, start: int, stop: int) -> Iterator[Raw 
         except _READ_ERRORS as e:
             offset = meta.column(0).file_offset if meta.num_columns else -1
             yield Bad("unreadable_row_group", f"row group {g} of {rel} (from byte {offset}, {meta.num_rows} rows) "
-                      f"unreadable: {type(e).__name__}: {e}", f"{rel}#rg{g}", None, meta.num_rows)
+                      f"unreadable: {type(e).__name__}: {e}", f"{rel}#rg{g}", None, max(meta.num_rows, 1))
             continue
         yield from _rows(table, f"{rel}#rg{g}")
 
@@ -90,7 +90,8 @@ def _stream(source: pa.MemoryMappedFile, path: Path, rel: str) -> Iterator[Raw |
     """An IPC stream, or an IPC file whose footer is gone (cut): the batches up to the damage."""
     size = source.size()
     source.seek(0)
-    if source.read(6) == b"ARROW1":
+    is_file = source.read(6) == b"ARROW1"
+    if is_file:
         source.seek(_FILE_MAGIC)
         complete = False  # a file read as a stream has lost its footer: it was cut
     else:
@@ -99,6 +100,12 @@ def _stream(source: pa.MemoryMappedFile, path: Path, rel: str) -> Iterator[Raw |
     b, rows, error = 0, 0, ""
     try:
         reader = pa.ipc.open_stream(source)
+    except _READ_ERRORS as e:
+        # No schema: an IPC file cut before its first batch, or not Arrow at all.
+        why = "truncated_file" if is_file else "unreadable_file"
+        yield Bad(why, f"{type(e).__name__}: {e} (no readable schema: row count unknown, counted as 1)", rel)
+        return
+    try:
         for batch in reader:
             yield from _rows(batch, f"{rel}#b{b}")
             b, rows = b + 1, rows + batch.num_rows
@@ -114,4 +121,5 @@ def _ends_with_eos(path: Path, size: int) -> bool:
     with open(path, "rb") as f:
         f.seek(size - 8)
         tail = f.read(8)
-    return tail == _EOS or tail[4:] == b"\x00" * 4  # the pre-1.0 end marker is 4 zero bytes
+    # Only the 8-byte marker (Arrow >= 0.15): the old 4 zero bytes are also what padding looks like.
+    return tail == _EOS

@@ -53,6 +53,8 @@ def to_document(rec: Raw, cfg: IngestConfig, default_source: str) -> dict[str, s
     def bad(reason: str, detail: str) -> Bad:
         return Bad(reason, detail, rec.origin, raw_bytes(rec))
 
+    if isinstance(value, HugeInt):
+        return bad("malformed_json", f"a record must be an object, got an integer of {len(value)} digits")
     if isinstance(value, str):  # plain text input
         text, rid, source = value, None, None
     elif isinstance(value, dict):

@@ -142,15 +142,26 @@ def test_unconvertible_records_are_quarantined_and_the_rest_kept(tmp_path: Path,
         b'{"id": "\\udfff", "text": "a surrogate id"}': "bad_id",
         b'{"id": "s2", "text": "bad source", "source": "\\ud83d"}': "bad_source",
         b'{"id": "s3", "text": ' + b"1" * 5000 + b"}": "non_string_text",
+        b"8" * 5000: "malformed_json",
     }
     (tmp_path / "x.jsonl").write_bytes(lines(10, "g") + b"\n".join(bad) + b"\n" + lines(10, "h"))
     r = ingest_ok(invoke, tmp_path / "x.jsonl", "-o", tmp_path / "o")
     assert r.exit_code == 1, r.output
     m = manifest(tmp_path / "o")
     assert m["counts"]["kept"] == 20
-    assert m["counts"]["removed"] == {"bad_id": 8, "bad_source": 1, "invalid_text": 1, "non_string_text": 1}
+    assert m["counts"]["removed"] == {"bad_id": 8, "bad_source": 1, "invalid_text": 1, "malformed_json": 1,
+                                      "non_string_text": 1}
     got = {x["raw"]: x["reason"] for x in removed(tmp_path / "o")}
     assert got == bad
+
+
+def test_a_table_row_that_cannot_become_python_is_one_removed_row(tmp_path: Path, invoke) -> None:
+    stamps = pa.array([0, 2**62, 0], pa.timestamp("us"))  # year ~148,000: no datetime holds it
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "at": stamps}), tmp_path / "t.parquet")
+    r = ingest_ok(invoke, tmp_path / "t.parquet", "-o", tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    assert manifest(tmp_path / "o")["counts"] == {"in": 3, "kept": 2, "removed": {"unconvertible_row": 1}}
+    assert [x["origin"] for x in removed(tmp_path / "o")] == ["t.parquet#rg0:1"]
 
 
 def test_symlink_policy_is_counted(tmp_path: Path, invoke) -> None:
