@@ -131,18 +131,18 @@ def test_reduced_demo_pipeline_runs_then_is_up_to_date(tmp_path):
     assert r.exit_code == 0, r.output
     ran = json.loads(r.stdout)["stages"]
     assert [(s["stage"], s["action"]) for s in ran] == [
-        (name, "ran") for name in ("ingest", "dedup", "tokenizer", "shards", "train")]
+        (name, "ran") for name in ("ingest", "clean", "dedup", "tokenizer", "shards", "train")]
     dedup = next(s for s in ran if s["stage"] == "dedup")["counts"]
     assert dedup["in"] == dedup["kept"] + 1 and sum(dedup["removed"].values()) == 1  # Milton's copy
     r = invoke("run", str(p), "--root", str(tmp_path / "out"))
     assert r.exit_code == 0
     assert "pipeline: everything up to date" in r.stderr
     assert [line.split(":")[0] for line in r.stderr.splitlines() if ": up to date (" in line] == [
-        "ingest", "dedup", "tokenizer", "shards", "train"]
+        "ingest", "clean", "dedup", "tokenizer", "shards", "train"]
     r = invoke("status", str(p), "--root", str(tmp_path / "out"), "--json")
     rows = {s["stage"]: s for s in json.loads(r.stdout)["stages"]}
     assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
-        ("ingest", "dedup", "tokenizer", "shards", "train"), "done")
+        ("ingest", "clean", "dedup", "tokenizer", "shards", "train"), "done")
     assert rows["tokenizer"]["result"] == "vocabulary 512"
     assert rows["train"]["result"].startswith("loss ") and " after 6 steps, val bpb " in rows["train"]["result"]
 
@@ -158,7 +158,7 @@ def test_reduced_demo_pipeline_runs_then_is_up_to_date(tmp_path):
 def test_demo_command_plans_the_shipped_pipeline(tmp_path):
     r = invoke("demo", "-o", str(tmp_path / "demo"), "--dry-run")
     assert r.exit_code == 0, r.output
-    assert [line.split()[0] for line in r.stderr.splitlines()] == ["ingest", "dedup", "tokenizer", "shards",
+    assert [line.split()[0] for line in r.stderr.splitlines()] == ["ingest", "clean", "dedup", "tokenizer", "shards",
                                                                     "train"]
     assert not (tmp_path / "demo" / "01-ingest").exists()
     # The demo's own copy of its pipeline, for `gristmill status|run DIR/pipeline.toml`
@@ -166,7 +166,7 @@ def test_demo_command_plans_the_shipped_pipeline(tmp_path):
     assert r.exit_code == 0, r.output
     status = json.loads(r.stdout)
     assert status["root"] == str(tmp_path / "demo")
-    assert [s["status"] for s in status["stages"]] == ["not run"] * 5
+    assert [s["status"] for s in status["stages"]] == ["not run"] * 6
 
 
 def _wait_for(proc: subprocess.Popen, cond, what: str, timeout: float = 240) -> None:

@@ -16,7 +16,8 @@ def test_both_demo_files_are_the_same_pipeline(tmp_path):
     assert packaged.layout == top.layout
     assert packaged.configs == top.configs
     assert packaged.layout.inputs[0].name == "demo-corpus.jsonl.gz" and packaged.layout.inputs[0].is_file()
-    assert "clean" not in packaged.layout.stages
+    assert "clean" in packaged.layout.stages and packaged.configs["clean"].profile == "books"
+    assert not packaged.configs["clean"].c4.enabled  # the profile applies through the pipeline file
 
 
 def test_example_pipeline_is_valid_once_pointed_at_real_paths(tmp_path):
