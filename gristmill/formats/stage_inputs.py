@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from gristmill.errors import InputError
 from gristmill.formats.stage_manifest import OutputEntry, StageManifest, read_stage_manifest
-from gristmill.manifest import MANIFEST
+from gristmill.manifest import MANIFEST, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,22 @@ def check_entry(directory: Path, entry: OutputEntry) -> None:
         raise InputMismatch(f"{where} {rows:,} rows on disk, the manifest says {entry.rows:,}; {_RERUN}")
 
 
+def check_listed_sha256(directory: str | Path, rel: str) -> None:
+    """If ``directory``'s manifest lists ``rel`` with a sha256, the file on disk must have it.
+
+    For a file a later reader trusts by name (a run's ``tokenizer.json``: another one decodes
+    the ids into garbled text). A folder without a manifest (a run still training) is not checked.
+    """
+    d = Path(directory)
+    m = read_stage_manifest(d)
+    entry = m.output(rel) if m is not None else None
+    if entry is None or entry.sha256 is None:
+        return
+    if sha256_file(entry.path(d)) != entry.sha256:
+        raise InputMismatch(f"{entry.path(d)}: sha256 differs from the one {d / MANIFEST} lists "
+                            "(the file was replaced after the stage finished)")
+
+
 def _check_kept(directory: Path, m: StageManifest, entries: list[OutputEntry]) -> None:
     if m.counts is None or any(e.rows is None for e in entries):
         return
@@ -110,4 +126,4 @@ def _warn_stray(directory: Path, subdir: str, listed: set[str]) -> None:
                     ", ".join(stray[:5]), " ..." if len(stray) > 5 else "")
 
 
-__all__ = ["PART_PATTERN", "InputMismatch", "finished_stage", "listed_parts", "check_entry"]
+__all__ = ["PART_PATTERN", "InputMismatch", "finished_stage", "listed_parts", "check_entry", "check_listed_sha256"]

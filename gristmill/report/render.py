@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from gristmill import __version__
+from gristmill.formats.shard_manifest import is_shard_manifest
 from gristmill.report.discover import DOCUMENT_STAGES, Pipeline, read_metrics
 from gristmill.report.figures import funnel_figure, loss_figure, png_base64
 from gristmill.tokenize.stats import shard_stats
@@ -91,7 +92,7 @@ def tokenizer_section(pipe: Pipeline, shard_bpt: dict[str, float | None]) -> str
 
 def shards_section(pipe: Pipeline, top: int) -> tuple[str, dict[str, float | None]]:
     out, bpt = ["<h2>Token shards</h2>"], {}
-    shard_dirs = [s for s in pipe.of("shards") if s.manifest.get("format") == "gristmill-shards"]
+    shard_dirs = [s for s in pipe.of("shards") if is_shard_manifest(s.manifest)]
     if not shard_dirs:
         out.append(_none("No shards stage found."))
     for s in shard_dirs:

@@ -33,6 +33,7 @@ from gristmill.cluster import dask_client
 from gristmill.config import config_hash
 from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, removed_table, write_table
 from gristmill.errors import InputError
+from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION, dtype_for
 from gristmill.manifest import Counts, sha256_file
 from gristmill.progress import track
 from gristmill.stage import Runtime, StageResult, StageRun
@@ -45,7 +46,6 @@ from gristmill.tokenize.split import SPLITS
 
 log = logging.getLogger(__name__)
 
-FORMAT, FORMAT_VERSION = "gristmill-shards", 1
 MAX_SHARD_TOKENS = 2**31 - 1  # Arrow list offsets are int32
 WORK_DIR = ".work"
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
@@ -101,7 +101,8 @@ def write_shards(inp: Path, tokenizer: Path, out: Path, config: ShardsConfig,
     if (done := run.up_to_date()) is not None:
         return done
     enc = load_encoder(tok_path)
-    dtype = "uint16" if enc.vocab_size <= 1 << 16 else "uint32"
+    vocab = id_space(enc, tok_path)
+    dtype = dtype_for(vocab - 1)
     units = plan_units(parts)
     run.begin()
     work = out / WORK_DIR
@@ -132,7 +133,20 @@ def write_shards(inp: Path, tokenizer: Path, out: Path, config: ShardsConfig,
     _publish_removed(run, metas)
     shutil.copyfile(tok_path, run.tmp_path("tokenizer.json"))
     run.publish("tokenizer.json")
-    return run.finish(counts, **_manifest_fields(enc, dtype, tok_path, states, config))
+    return run.finish(counts, **_manifest_fields(enc, vocab, dtype, tok_path, states, config))
+
+
+def id_space(enc: Encoder, tok_path: Path) -> int:
+    """One more than the largest id the tokenizer can emit: the shards' ``vocab_size``.
+
+    Not the token count: ids may have gaps (an EOS of 70,000 in a vocabulary of 300 tokens),
+    and the dtype must hold the largest one (uint16 would overflow) as the model must embed it.
+    """
+    ids = enc.tokenizer.get_vocab(with_added_tokens=True).values()
+    space = max(enc.vocab_size, enc.eos_id + 1, max(ids, default=-1) + 1)
+    if space > 1 << 32:
+        raise InputError(f"{tok_path}: token id {space - 1} does not fit a uint32 shard")
+    return space
 
 
 def _progress_key(config: ShardsConfig, run: StageRun, units: list[Unit]) -> str:
@@ -229,7 +243,7 @@ def _publish_removed(run: StageRun, metas: list[dict[str, Any]]) -> None:
         run.publish(rel, rows=len(rows))
 
 
-def _manifest_fields(enc: Any, dtype: str, tok_path: Path, states: dict[str, SplitState],
+def _manifest_fields(enc: Any, vocab: int, dtype: str, tok_path: Path, states: dict[str, SplitState],
                      config: ShardsConfig) -> dict[str, Any]:
     shards = [{k: e[k] for k in ("file", "split", "docs", "tokens", "bytes", "sha256")}
               | ({"megatron": e["megatron"], "megatron_sha256": e["megatron_sha256"]}
@@ -238,7 +252,7 @@ def _manifest_fields(enc: Any, dtype: str, tok_path: Path, states: dict[str, Spl
     totals = {s: {k: sum(e[k] for e in states[s].shards) for k in ("docs", "tokens", "bytes")}
               for s in SPLITS}
     return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "tokenizer_sha256": sha256_file(tok_path), "vocab_size": enc.vocab_size,
+            "tokenizer_sha256": sha256_file(tok_path), "vocab_size": vocab,
             "eos_id": enc.eos_id, "dtype": dtype, "encoder_backend": getattr(enc, "backend", "?"),
             "shard_tokens": int(config.shard_tokens), "formats": ["arrow"] + (
                 ["megatron"] if config.format == "megatron" else []),

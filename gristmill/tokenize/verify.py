@@ -14,15 +14,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gristmill.errors import InputError
-from gristmill.manifest import read_manifest, sha256_file
+from gristmill.formats.shard_manifest import TOKENIZER, ShardEntry, ShardManifest, read_shard_manifest
+from gristmill.manifest import sha256_file
 from gristmill.tokenize.megatron import read_index
 from gristmill.tokenize.shard_assembly import shard_schema
 
 log = logging.getLogger(__name__)
-
-FORMAT = "gristmill-shards"
-
 
 @dataclass(slots=True)
 class VerifyReport:
@@ -46,51 +43,50 @@ class VerifyReport:
 
 
 def load_shards_manifest(out: Path) -> dict[str, Any]:
-    """The manifest of a shards directory; InputError if ``out`` is not one."""
-    m = read_manifest(out)
-    if not Path(out).is_dir():
-        raise InputError(f"shards directory not found: {out}")
-    if m is None:
-        raise InputError(f"{out} has no manifest.json: not a finished `shards write` output")
-    if m.get("format") != FORMAT:
-        raise InputError(f"{out}: manifest format is {m.get('format')!r}, expected {FORMAT!r}")
-    return m
+    """The raw manifest of a shard folder, after :func:`read_shard_manifest` validated it
+    (for readers not yet moved to :class:`ShardManifest`: stats, inspect)."""
+    return dict(read_shard_manifest(out).raw)
 
 
 def verify_shards(out: Path) -> VerifyReport:
-    """Check hashes, row and token counts, dtype, id range, EOS endings, tokenizer and totals."""
+    """Check hashes, row and token counts, dtype, id range, EOS endings, tokenizer and totals.
+
+    A manifest that is itself invalid (a file outside the folder, a bad dtype, a missing key)
+    is a :class:`~gristmill.formats.shard_manifest.ShardManifestError`, the error ``train``
+    gives for it too.
+    """
     out = Path(out)
-    m = load_shards_manifest(out)
+    m = read_shard_manifest(out)
     report = VerifyReport()
-    tok = out / "tokenizer.json"
+    tok = out / TOKENIZER
     if not tok.is_file():
-        report.add("tokenizer.json", "missing")
-    elif sha256_file(tok) != m["tokenizer_sha256"]:
-        report.add("tokenizer.json", "sha256 differs from the manifest's tokenizer_sha256")
-    listed = {e["file"] for e in m["shards"]}
+        report.add(TOKENIZER, "missing")
+    elif sha256_file(tok) != m.tokenizer_sha256:
+        report.add(TOKENIZER, "sha256 differs from the manifest's tokenizer_sha256")
+    listed = {e.file for e in m.shards}
     for extra in sorted(p.name for p in out.glob("*.arrow") if p.name not in listed):
         report.add(extra, "shard file not listed in the manifest")
     totals: dict[str, dict[str, int]] = {}
-    for entry in m["shards"]:
+    for entry in m.shards:
         report.shards += 1
         _verify_shard(out, entry, m, report)
-        t = totals.setdefault(entry["split"], {"docs": 0, "tokens": 0, "bytes": 0})
+        t = totals.setdefault(entry.split, {"docs": 0, "tokens": 0, "bytes": 0})
         for k in t:
-            t[k] += entry[k]
-    for split, t in m.get("totals", {}).items():
+            t[k] += getattr(entry, k)
+    for split, t in m.totals.items():
         if totals.get(split, {"docs": 0, "tokens": 0, "bytes": 0}) != t:
-            report.add("manifest.json", f"totals[{split}] {t} do not match the sum of its shards")
+            report.add("manifest.json", f"totals[{split}] {dict(t)} do not match the sum of its shards")
     return report
 
 
-def _verify_shard(out: Path, entry: dict[str, Any], m: dict[str, Any], report: VerifyReport) -> None:
-    name, path = entry["file"], out / entry["file"]
-    if not path.is_file():
-        report.add(name, "missing")
+def _verify_shard(out: Path, entry: ShardEntry, m: ShardManifest, report: VerifyReport) -> None:
+    name, path = entry.file, entry.path(out)
+    if path.is_symlink() or not path.is_file():
+        report.add(name, "missing" if not path.exists() else "not a regular file")
         return
-    if sha256_file(path) != entry["sha256"]:
+    if sha256_file(path) != entry.sha256:
         report.add(name, "sha256 differs from the manifest (file changed or corrupt)")
-    for kind, rel in entry.get("megatron", {}).items():
+    for kind, rel in entry.megatron.items():
         _verify_megatron(out, rel, entry, kind, report)
     try:
         rows, tokens = _scan(path, m)
@@ -102,25 +98,25 @@ def _verify_shard(out: Path, entry: dict[str, Any], m: dict[str, Any], report: V
         return
     report.docs += rows
     report.tokens += tokens
-    if rows != entry["docs"]:
-        report.add(name, f"{rows} rows, manifest says {entry['docs']}")
-    if tokens != entry["tokens"]:
-        report.add(name, f"{tokens} tokens, manifest says {entry['tokens']}")
+    if rows != entry.docs:
+        report.add(name, f"{rows} rows, manifest says {entry.docs}")
+    if tokens != entry.tokens:
+        report.add(name, f"{tokens} tokens, manifest says {entry.tokens}")
 
 
 class _Bad(Exception):
     """A content problem found while scanning a shard."""
 
 
-def _scan(path: Path, m: dict[str, Any]) -> tuple[int, int]:
-    expected = shard_schema(m["dtype"])
-    vocab, eos = int(m["vocab_size"]), int(m["eos_id"])
+def _scan(path: Path, m: ShardManifest) -> tuple[int, int]:
+    expected = shard_schema(m.dtype)
+    vocab, eos = m.vocab_size, m.eos_id
     rows = tokens = 0
     with pa.memory_map(str(path)) as src:
         reader = pa.ipc.open_stream(src)
         if not reader.schema.equals(expected):
             raise _Bad(f"schema {reader.schema.to_string(show_schema_metadata=False)!r} "
-                       f"is not {m['dtype']} input_ids + doc_id")
+                       f"is not {m.dtype} input_ids + doc_id")
         for batch in reader:
             ids = batch.column("input_ids")
             lengths = np.diff(ids.offsets.to_numpy())
@@ -145,12 +141,12 @@ def _row_of(lengths: np.ndarray, position: int) -> int:
     return int(np.searchsorted(np.cumsum(lengths), position, side="right"))
 
 
-def _verify_megatron(out: Path, rel: str, entry: dict[str, Any], kind: str, report: VerifyReport) -> None:
+def _verify_megatron(out: Path, rel: str, entry: ShardEntry, kind: str, report: VerifyReport) -> None:
     path = out / rel
     if not path.is_file():
         report.add(rel, "missing")
         return
-    if sha256_file(path) != entry.get("megatron_sha256", {}).get(kind):
+    if sha256_file(path) != entry.megatron_sha256.get(kind):
         report.add(rel, "sha256 differs from the manifest (file changed or corrupt)")
         return
     if kind == "idx":
@@ -159,5 +155,5 @@ def _verify_megatron(out: Path, rel: str, entry: dict[str, Any], kind: str, repo
         except ValueError as e:
             report.add(rel, str(e))
             return
-        if len(idx.lengths) != entry["docs"] or int(idx.lengths.sum()) != entry["tokens"]:
+        if len(idx.lengths) != entry.docs or int(idx.lengths.sum()) != entry.tokens:
             report.add(rel, "sequence counts do not match the shard")

@@ -17,35 +17,33 @@ global step alone: a run checkpointed on 8 GPUs continues on 1 CPU with exactly 
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from gristmill.errors import InputError
+from gristmill.formats.shard_manifest import ShardManifest, check_tokenizer, read_shard_manifest
+from gristmill.train.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
-SHARDS_FORMAT = "gristmill-shards"
 VAL_SEED = 0x5EED  # validation windows do not depend on the training seed: runs compare on one set
 
 
 class TokenStream:
     """The concatenated documents of a list of shard files, read through memory maps."""
 
-    def __init__(self, files: Sequence[Path], dtype: str) -> None:
+    def __init__(self, files: Sequence[Path], dtype: str, vocab_size: int) -> None:
         self._maps: list[pa.MemoryMappedFile] = []
         self._segments: list[np.ndarray] = []  # zero-copy views into the maps
         seg_starts, doc_starts, total = [0], [np.zeros(1, np.int64)], 0
         for f in files:
             for seg, offsets in self._open(f, dtype):
+                _check_ids(f, seg, vocab_size)
                 self._segments.append(seg)
                 doc_starts.append((offsets[1:] - offsets[0]).astype(np.int64) + total)
                 total += len(seg)
@@ -110,6 +108,14 @@ class TokenStream:
         return np.cumsum(marks, axis=1)
 
 
+def _check_ids(path: Path, ids: np.ndarray, vocab_size: int) -> None:
+    """Every id indexes the embedding: one vectorised pass over the map at open, so a shard
+    that disagrees with its manifest's vocabulary stops here, not with an index error mid-run."""
+    if len(ids) and (top := int(ids.max())) >= vocab_size:
+        raise InputError(f"{path}: token id {top} >= the manifest's vocab_size {vocab_size} "
+                         "(shards and manifest disagree; rerun `gristmill shards write`)")
+
+
 class Windows:
     """Start offsets of the windows of ``seq_len + 1`` tokens in a stream.
 
@@ -155,7 +161,7 @@ class ShardSource:
 
     name: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: ShardManifest
     train: TokenStream
     val: TokenStream | None
     train_windows: Windows | None = None
@@ -163,19 +169,19 @@ class ShardSource:
 
     @property
     def vocab_size(self) -> int:
-        return int(self.manifest["vocab_size"])
+        return self.manifest.vocab_size
 
     @property
     def eos_id(self) -> int:
-        return int(self.manifest["eos_id"])
+        return self.manifest.eos_id
 
     @property
     def tokenizer_sha256(self) -> str:
-        return str(self.manifest.get("tokenizer_sha256", ""))
+        return self.manifest.tokenizer_sha256
 
     def val_bytes_per_token(self) -> float | None:
         """UTF-8 bytes of source text per val token (for bits per byte), if the manifest says."""
-        val = self.manifest.get("totals", {}).get("val", {})
+        val = self.manifest.totals.get("val", {})
         tokens, nbytes = val.get("tokens"), val.get("bytes")
         return nbytes / tokens if tokens and nbytes else None
 
@@ -188,30 +194,20 @@ class ShardSource:
 
 
 def open_source(name: str, path: Path) -> ShardSource:
-    """Open a shard directory written by ``gristmill shards write`` (it must have its manifest)."""
+    """Open a shard directory written by ``gristmill shards write`` (it must have its manifest).
+
+    The manifest is validated (:mod:`gristmill.formats.shard_manifest`: files inside the folder,
+    dtype, keys), ``tokenizer.json`` must be the one it names (training copies it into the run),
+    and every id is checked against the vocabulary as the shards are mapped.
+    """
     path = Path(path)
-    mpath = path / "manifest.json"
-    if not path.is_dir():
-        raise InputError(f"shard directory not found: {path}")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no manifest.json (shards unfinished or not a shard directory)") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{mpath}: invalid JSON: {e}") from None
-    if manifest.get("format") != SHARDS_FORMAT or manifest.get("format_version") != 1:
-        raise InputError(f"{path}: not a {SHARDS_FORMAT} v1 directory")
-    for key in ("vocab_size", "eos_id", "dtype", "shards"):
-        if key not in manifest:
-            raise InputError(f"{mpath}: missing {key!r}")
-    files = {"train": [], "val": []}
-    for entry in sorted(manifest["shards"], key=lambda e: e["file"]):
-        if entry.get("split") in files:
-            files[entry["split"]].append(path / entry["file"])
-    if not files["train"]:
+    manifest = read_shard_manifest(path)
+    check_tokenizer(manifest)
+    train_files, val_files = manifest.files("train"), manifest.files("val")
+    if not train_files:
         raise InputError(f"{path}: the manifest lists no train shard")
-    train = TokenStream(files["train"], manifest["dtype"])
-    val = TokenStream(files["val"], manifest["dtype"]) if files["val"] else None
+    train = TokenStream(train_files, manifest.dtype, manifest.vocab_size)
+    val = TokenStream(val_files, manifest.dtype, manifest.vocab_size) if val_files else None
     log.info("%s: %s train tokens, %s val tokens (memory-mapped)", name, f"{train.n_tokens:,}",
              f"{val.n_tokens:,}" if val else 0)
     return ShardSource(name=name, path=path, manifest=manifest, train=train, val=val)
@@ -340,40 +336,6 @@ class TrainLoader:
         """Each step's micro-batches from ``start_step`` to ``end_step - 1`` (prefetched)."""
         gen = (self.step_batches(s) for s in range(start_step, end_step))
         return prefetch(gen, self.prefetch) if self.prefetch else gen
-
-
-def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
-    """Produce ``items`` in a background thread, ``depth`` ahead; errors re-raise in the caller."""
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put(("error", e))
-
-    thread = threading.Thread(target=work, name="gristmill-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 def val_starts(source: ShardSource, n: int) -> np.ndarray:

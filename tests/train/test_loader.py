@@ -185,8 +185,8 @@ def test_bad_shard_directories_are_input_errors(tmp_path, shards):
     m = json.loads((shards / "manifest.json").read_text())
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    for e in m["shards"]:
-        (wrong / e["file"]).write_bytes((shards / e["file"]).read_bytes())
+    for f in [e["file"] for e in m["shards"]] + ["tokenizer.json"]:
+        (wrong / f).write_bytes((shards / f).read_bytes())
     (wrong / "manifest.json").write_text(json.dumps({**m, "dtype": "uint32"}))
     with pytest.raises(InputError, match="list<uint32>"):
         open_source("x", wrong)
