@@ -13,8 +13,8 @@ Backends and what ``lang_score`` means
     ``norm_probs=True``: its 140 log-likelihoods go through a length-tempered softmax, so
     ``lang_score`` reads as the model's probability of ``lang``; ``zxx`` = no linguistic content.
 
-    On the labelled set of benchmarks/bench_langid.py the two agree on English and Chinese
-    and CLD2 is far better on Japanese and Cantonese; see BENCHMARKS.md / docs/clean.md.
+    On the labelled set of benchmarks/bench_langid.py (docs/clean.md) both are right on
+    every English document; CLD2 is 2-3 points behind on Chinese and Japanese man pages.
 
 Only the first ``max_chars`` (default 2,000) characters are scored: on 1,000 real English
 documents the 2,000-character prefix gave the same keep/remove decision as 10,000 characters
