@@ -9,13 +9,12 @@ bytes, and why they could not be used), never raising on bad data.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gristmill.corpus.linereader import TRUNCATION, bounded_lines, open_compressed, zstd_incomplete_at
+from gristmill.corpus.linereader import bounded_lines
 
 Kind = Literal["jsonl", "jsonl.gz", "jsonl.zst", "txt", "txt.gz", "txt.zst", "parquet", "arrow",
                "binary"]
@@ -24,7 +23,6 @@ TxtSplit = Literal["file", "lines", "paragraphs"]
 _SNIFF = 8192
 _JSONL_EXT = (".jsonl", ".ndjson", ".json")
 _TXT_EXT = (".txt", ".text", ".md", ".rst")
-_PARAGRAPH = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +94,7 @@ def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20)
     if unit.kind == "jsonl":
         yield from _jsonl_range(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
     elif unit.kind in ("jsonl.gz", "jsonl.zst"):
-        yield from _compressed_lines(unit, limit, _decode_line)
+        yield from line_records(unit, limit, _decode_line)
     elif unit.kind == "parquet":
         yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
     elif unit.kind == "arrow":
@@ -105,7 +103,7 @@ def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20)
         yield from _binary(unit)
     else:
         for path, rel in zip(unit.paths, unit.rel):
-            yield from _txt(Unit(unit.kind, (path,), (rel,)), txt_split, limit)
+            yield from text_records(Unit(unit.kind, (path,), (rel,)), txt_split, limit)
 
 
 def too_large(size: int, limit: int, where: str, origin: str) -> Bad:
@@ -157,27 +155,6 @@ def _jsonl_range(path: Path, rel: str, start: int, stop: int, limit: int) -> Ite
                 yield rec
 
 
-def _compressed_lines(unit: Unit, limit: int, decode: Any) -> Iterator[Raw | Bad]:
-    """Lines of a ``.gz``/``.zst`` file; a cut or corrupt stream keeps what was readable, then says so."""
-    path, rel = unit.paths[0], unit.rel[0]
-    n = 0
-    try:
-        with open_compressed(path, unit.kind) as stream:
-            for line in bounded_lines(stream, limit):
-                n = line.number
-                origin = f"{rel}#L{n}"
-                rec = too_large(line.size, limit, f"line {n}, decompressed byte {line.offset}", origin) \
-                    if line.data is None else decode(line.data, origin)
-                if rec is not None:
-                    yield rec
-    except TRUNCATION as e:
-        yield Bad("truncated_file", f"{type(e).__name__}: {e} (after {n} lines)", f"{rel}#L{n + 1}")
-        return
-    if unit.kind.endswith(".zst") and (cut := zstd_incomplete_at(path)) is not None:
-        yield Bad("truncated_file", f"zstd frame at byte {cut} is incomplete: the file ends inside it "
-                  f"(after {n} lines)", f"{rel}#L{n + 1}")
-
-
 def raw_bytes(rec: Raw) -> bytes | None:
     """The bytes to quarantine with a rejected record: as read, or a table row as JSON."""
     if rec.raw is not None or not isinstance(rec.value, dict):
@@ -186,88 +163,6 @@ def raw_bytes(rec: Raw) -> bytes | None:
         return json.dumps(rec.value, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
     except (ValueError, RecursionError):
         return repr(rec.value)[:_SNIFF].encode("utf-8", "backslashreplace")
-
-
-def _txt_line(data: bytes, origin: str) -> Raw | Bad | None:
-    if not data.strip():
-        return None
-    try:
-        return Raw(data.decode("utf-8"), origin, None)
-    except UnicodeDecodeError as e:
-        return Bad("invalid_utf8", str(e), origin, data)
-
-
-def _txt(unit: Unit, split: TxtSplit, limit: int) -> Iterator[Raw | Bad]:
-    if split == "lines":
-        if unit.kind == "txt":
-            yield from _plain_lines(unit, limit)
-        else:
-            yield from _compressed_lines(unit, limit, _txt_line)
-        return
-    rel = unit.rel[0]
-    data = yield from _read_bounded(unit, limit)
-    if data is None:
-        return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        yield Bad("invalid_utf8", str(e), rel, data)
-        return
-    if split == "file":
-        yield Raw(text, rel, None)
-        return
-    for i, piece in enumerate(_paragraphs(text), start=1):
-        if piece.strip():
-            yield Raw(piece, f"{rel}#P{i}", None)
-
-
-def _plain_lines(unit: Unit, limit: int) -> Iterator[Raw | Bad]:
-    rel = unit.rel[0]
-    with open(unit.paths[0], "rb") as f:
-        for line in bounded_lines(f, limit):
-            origin = f"{rel}#L{line.number}"
-            rec = too_large(line.size, limit, f"line {line.number}, byte {line.offset}", origin) \
-                if line.data is None else _txt_line(line.data, origin)
-            if rec is not None:
-                yield rec
-
-
-def _read_bounded(unit: Unit, limit: int) -> Generator[Bad, None, bytes | None]:
-    """A whole text file (one record, or its paragraphs) if it is at most ``limit`` bytes.
-
-    A larger one is one ``record_too_large`` record, measured while streaming; a cut
-    compressed file keeps what was readable and adds a ``truncated_file`` record.
-    """
-    rel = unit.rel[0]
-    if unit.kind == "txt":
-        size = Path(unit.paths[0]).stat().st_size
-        if size > limit:
-            yield too_large(size, limit, "the whole file", rel)
-            return None
-        return Path(unit.paths[0]).read_bytes()
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with open_compressed(unit.paths[0], unit.kind) as stream:
-            while chunk := stream.read(1 << 20):
-                size += len(chunk)
-                if size <= limit:
-                    chunks.append(chunk)
-                else:
-                    chunks.clear()
-    except TRUNCATION as e:
-        yield Bad("truncated_file", f"{type(e).__name__}: {e} (after {size} bytes)", rel)
-    else:
-        if unit.kind.endswith(".zst") and (cut := zstd_incomplete_at(unit.paths[0])) is not None:
-            yield Bad("truncated_file", f"zstd frame at byte {cut} is incomplete (after {size} bytes)", rel)
-    if size > limit:
-        yield too_large(size, limit, "the whole file (decompressed)", rel)
-        return None
-    return b"".join(chunks)
-
-
-def _paragraphs(text: str) -> list[str]:
-    return _PARAGRAPH.split(text.replace("\r\n", "\n"))
 
 
 def _binary(unit: Unit) -> Iterator[Bad]:
@@ -279,3 +174,4 @@ def _binary(unit: Unit) -> Iterator[Bad]:
 
 
 from gristmill.corpus.readers_columnar import arrow_batches, parquet_groups  # noqa: E402  (they use Raw/Bad)
+from gristmill.corpus.readers_text import line_records, text_records  # noqa: E402

@@ -245,3 +245,17 @@ def test_max_record_bytes_from_toml_is_validated(tmp_path: Path, invoke) -> None
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
     assert "max_record_bytes must be between 1024 and 2 GiB, got 10" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_text_over_the_limit_is_split_before_it_is_judged(tmp_path: Path, invoke) -> None:
+    """--txt-split paragraphs streams: a file far over the limit keeps its small paragraphs."""
+    paragraphs = [f"paragraph {i} " * 10 for i in range(200)]
+    paragraphs.insert(100, "w" * 3000)
+    (tmp_path / "book.txt").write_text("\n\n".join(paragraphs))
+    assert (tmp_path / "book.txt").stat().st_size > 20 * 1024
+    r = ingest_ok(invoke, tmp_path / "book.txt", "-o", tmp_path / "o", "--txt-split", "paragraphs",
+                  "--max-record-bytes", 2048)
+    assert r.exit_code == 1, r.output
+    assert manifest(tmp_path / "o")["counts"] == {"in": 201, "kept": 200, "removed": {"record_too_large": 1}}
+    [bad] = removed(tmp_path / "o")
+    assert bad["origin"] == "book.txt#P101" and bad["detail"].startswith("3000 bytes > max_record_bytes 2048")
