@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
+from gristmill.formats.stage_inputs import check_listed_sha256
 from gristmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def load_tokenizer(run_dir: Path) -> tuple[Tokenizer, int]:
     path = run_dir / TOKENIZER
     if not path.is_file():
         raise InputError(f"{path} not found: a run directory keeps a copy of its tokenizer")
+    check_listed_sha256(run_dir, TOKENIZER)  # the one the run was trained with, as its manifest lists
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         tok = Tokenizer.from_file(str(path))

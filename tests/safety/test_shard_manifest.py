@@ -140,3 +140,16 @@ def test_an_eos_id_of_70000_gives_uint32_shards_that_round_trip(invoke, tmp_path
     src = open_source("s", out)
     assert src.train.n_tokens == sum(e.tokens for e in m.shards) and src.vocab_size == 70_001
     assert np.asarray(src.train._segments[0]).dtype == np.uint32
+
+
+def test_generate_refuses_a_run_whose_tokenizer_was_swapped(invoke, tmp_path):
+    """The run's manifest lists the tokenizer it trained with; another one would garble the text."""
+    from tests.safety.trained_run import make_base
+
+    _, run, _ = make_base(tmp_path / "base")
+    assert invoke("generate", run, "--prompt", "a", "--max-new-tokens", "2").exit_code == 0
+    make_tokenizer(run / "tokenizer.json", vocab_size=280)
+    r = invoke("generate", run, "--prompt", "a", "--max-new-tokens", "2")
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    line = _error_line(r)
+    assert str(run / "tokenizer.json") in line and "sha256 differs from the one" in line
