@@ -289,7 +289,8 @@ def clean(inp: Path, out: Path, config: CleanConfig, runtime: Runtime) -> StageR
     check_languages(config.lang)
     check_model(config.quality)
     part_files(inp)  # the upstream parts match its manifest, checked before the output is claimed
-    run = StageRun(STAGE, out, config, inputs=[inp], force=runtime.force)
+    model = [Path(config.quality.model)] if config.quality.model else []  # retrained = rerun
+    run = StageRun(STAGE, out, config, inputs=[inp, *model], force=runtime.force)
     if (done := run.up_to_date()) is not None:
         return done
     run.begin()

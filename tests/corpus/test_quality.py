@@ -93,6 +93,9 @@ def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_p
     removed = pq.read_table(removed_files(tmp_path / "out"))
     assert set(removed.column("reason").to_pylist()) == {"quality_score"}
     assert all(float(d) < 0.5 for d in removed.column("detail").to_pylist())
+    assert clean(inp, tmp_path / "out", cfg, Runtime(workers=1)).up_to_date
+    train(*sets, model, TrainConfig(epoch=2))  # a retrained model is a new input
+    assert not clean(inp, tmp_path / "out", cfg, Runtime(workers=1)).up_to_date
 
 
 def test_min_score_from_toml_and_a_bad_model_is_one_line(tmp_path: Path) -> None:
