@@ -60,8 +60,10 @@ See the reference for the full list of keys and their types.
     }
 """
 NAVIGATION = "Home\nDocs\nBlog\nThis site uses cookies to improve your experience and for our cookie policy.\n"
-CHINESE_2 = ("第二天早上，我们坐火车去了海边。海水很蓝，沙滩上有很多贝壳。弟弟捡了一袋子石头，说要带回家给奶奶看。"
-             "我们在海边的小店里买了明信片，写给远方的朋友。傍晚的时候，太阳慢慢落进了大海，天空变成了红色。")
+CHINESE_2 = ("第二天早上，我们坐火车去了海边。海水很蓝，沙滩上有很多贝壳。"
+             "弟弟捡了一袋子石头，说要带回家给奶奶看。"
+             "我们在海边的小店里买了明信片，写给远方的朋友。"
+             "傍晚的时候，太阳慢慢落进了大海，天空变成了红色。")
 SPAM_EN = "buy cheap pills now " * 60
 SPAM_ZH = "点击这里购买便宜的药品。" * 40
 
