@@ -160,3 +160,45 @@ def test_alpha_ratio_punctuation_mode_matches_spacy_style_counting() -> None:
     assert reasons(text) == []
     strict = dataclasses.replace(Q, alpha_ratio_counts_punctuation=True)
     assert reasons(text, strict) == ["gopher_alpha_ratio"]  # 66 / (66 + 18) < 0.8
+
+
+# ------------------------------------------------ skipping sizes above a non-repeating n-gram
+
+
+def _repetition_reference(stats, cfg):  # type: ignore[no-untyped-def]
+    """Every n-gram size measured (no shortcut), as gopher_repetition did before it skipped."""
+    from gristmill.corpus.rules.gopher import _dup_ngram_char_frac, _top_ngram_char_frac
+
+    out = []
+    for n, limit in zip(cfg.top_ngram_sizes, cfg.top_ngram_max_char_frac):
+        if (frac := _top_ngram_char_frac(stats, n)) > limit:
+            out.append((f"gopher_top_{n}gram", f"top_{n}gram_chars={frac:.3f} > {limit}"))
+    for n, limit in zip(cfg.dup_ngram_sizes, cfg.dup_ngram_max_char_frac):
+        if (frac := _dup_ngram_char_frac(stats, n)) > limit:
+            out.append((f"gopher_dup_{n}gram", f"dup_{n}gram_chars={frac:.3f} > {limit}"))
+    return out
+
+
+def test_ngram_shortcut_gives_the_same_failures_on_demo_and_built_texts() -> None:
+    import random
+
+    from gristmill.corpus.rules.gopher import GopherRepetitionConfig, gopher_repetition
+    from gristmill.corpus.rules.text_stats import TextStats
+    from tests.demo import demo_docs
+
+    rng = random.Random(0)
+    vocab = "a b c d e f g h".split()
+    texts = [d["text"] for d in demo_docs()]
+    texts += [" ".join(rng.choice(vocab[:k]) for _ in range(rng.randrange(1, 40))) for k in range(1, 9)
+              for _ in range(40)]
+    # No line/paragraph limits, so every text reaches the n-gram rules; tight limits so they fire.
+    cfg = GopherRepetitionConfig(max_dup_line_frac=1.0, max_dup_para_frac=1.0, max_dup_line_char_frac=1.0,
+                                 max_dup_para_char_frac=1.0, top_ngram_max_char_frac=(0.05, 0.05, 0.05),
+                                 dup_ngram_max_char_frac=(0.01,) * 6)
+    fired = 0
+    for text in texts:
+        stats = TextStats(text)
+        got = gopher_repetition(stats, cfg, all_reasons=True)
+        assert got == _repetition_reference(stats, cfg), text[:80]
+        fired += bool(got)
+    assert 0 < fired < len(texts)
