@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.safety.expect import one_line_error
 from tests.tokenizer.shards_fixtures import write_docs
 
 
-def _one_line(r, code: int, *needles: str) -> str:
-    assert r.exit_code == code, r.output
-    assert isinstance(r.exception, SystemExit)
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, r.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 LATIN1 = '[dedup]\nthreshold = 0.8\n# caf\xe9 in Latin-1\n'.encode("latin-1")
@@ -27,14 +20,14 @@ def test_a_config_file_that_is_not_utf8_is_one_line(invoke, corpus, tmp_path):
     cfg = tmp_path / "dedup.toml"
     cfg.write_bytes(LATIN1)
     r = invoke("corpus", "dedup", corpus, "-o", tmp_path / "out", "--config", cfg, "--workers", "1")
-    _one_line(r, 2, str(cfg), "not valid UTF-8")
+    one_line_error(r, 2, str(cfg), "not valid UTF-8")
     assert not (tmp_path / "out").exists()
 
 
 def test_a_pipeline_file_that_is_not_utf8_is_one_line(invoke, tmp_path):
     pipe = tmp_path / "pipe.toml"
     pipe.write_bytes(b'[pipeline]\nname = "caf\xe9"\n')
-    _one_line(invoke("status", pipe), 2, str(pipe), "not valid UTF-8")
+    one_line_error(invoke("status", pipe), 2, str(pipe), "not valid UTF-8")
 
 
 def test_dedup_of_an_empty_corpus_is_a_clean_empty_result(invoke, tmp_path):
@@ -66,5 +59,5 @@ def test_clean_and_shards_pass_an_empty_corpus_through(invoke, tmp_path, tokeniz
 def test_a_tokenizer_is_not_trained_on_nothing(invoke, tmp_path):
     empty = write_docs(tmp_path / "empty", [])
     r = invoke("tokenizer", "train", empty, "-o", tmp_path / "t", "--vocab-size", "300")
-    _one_line(r, 2, str(empty), "holds no documents")
+    one_line_error(r, 2, str(empty), "holds no documents")
     assert not (tmp_path / "t" / "manifest.json").exists()

@@ -13,6 +13,7 @@ import pytest
 from gristmill.corpus.documents import part_files, removed_files, write_table
 from gristmill.errors import InputError
 from gristmill.formats.stage_inputs import InputMismatch, listed_parts
+from tests.safety.expect import one_line_error
 from tests.tokenizer.shards_fixtures import make_docs, write_docs
 
 STAGES = {
@@ -33,14 +34,6 @@ def _run(invoke, stage: str, inp: Path, out: Path, tok: Path):
     return invoke(*(a.format(inp=inp, out=out, tok=tok) for a in STAGES[stage]))
 
 
-def _one_line_error(r, code: int, *needles: str) -> str:
-    assert r.exit_code == code, r.output
-    assert isinstance(r.exception, SystemExit)
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, r.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -48,7 +41,7 @@ def test_a_deleted_part_stops_every_stage_before_it_writes(invoke, parts3, token
     (parts3 / "part-00001.parquet").unlink()
     out = tmp_path / "down"
     r = _run(invoke, stage, parts3, out, tokenizer)
-    _one_line_error(r, 2, "part-00001.parquet", "missing", "manifest.json")
+    one_line_error(r, 2, "part-00001.parquet", "missing", "manifest.json")
     assert not out.exists()  # nothing claimed, nothing written downstream
 
 
@@ -59,7 +52,7 @@ def test_a_part_with_other_rows_is_refused(invoke, parts3, tokenizer, tmp_path, 
     t = pq.read_table(p).slice(0, 7)
     write_table(t, p)
     r = _run(invoke, stage, parts3, tmp_path / "down", tokenizer)
-    line = _one_line_error(r, 2, "part-00002.parquet")
+    line = one_line_error(r, 2, "part-00002.parquet")
     assert "bytes on disk" in line or "rows on disk" in line
     assert not (tmp_path / "down").exists()
 
@@ -131,4 +124,4 @@ def test_a_folder_without_a_manifest_is_not_an_input(tmp_path, invoke):
     d.mkdir()
     shutil.copyfile(write_docs(tmp_path / "x", make_docs(3)) / "part-00000.parquet", d / "part-00000.parquet")
     r = invoke("corpus", "dedup", d, "-o", tmp_path / "down", "--workers", "1")
-    _one_line_error(r, 2, "has no manifest.json")
+    one_line_error(r, 2, "has no manifest.json")
