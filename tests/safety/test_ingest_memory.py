@@ -24,7 +24,7 @@ BIG_LINE = 300 * MiB
 RSS_BOUND = 600 * MiB  # interpreter + pyarrow + one 32 MiB record, with room; the inputs are > 1.3 GB
 
 CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from gristmill.corpus.ingest import IngestConfig, ingest_unit, plan
 from gristmill.manifest import Counts
@@ -34,8 +34,10 @@ units, _ = plan([Path(p) for p in sys.argv[2:]], cfg.chunk_bytes)
 counts = Counts()
 for i, unit in enumerate(units):
     counts.merge(ingest_unit(i, unit, cfg, sys.argv[1]).counts)
-print(json.dumps({"counts": counts.as_dict(),
-                  "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+# VmHWM, not ru_maxrss: Linux carries the forking parent's peak (a big pytest) into a child's
+# ru_maxrss across exec, while VmHWM belongs to this process's own address space.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"counts": counts.as_dict(), "maxrss": hwm * 1024}))
 """
 
 
