@@ -18,6 +18,7 @@ from gristmill.tokenize.cli import tokenizer
 from gristmill.tokenize.shards_cli import report, shards
 from gristmill.train.cli import train
 from gristmill.train.inspect_cli import export, generate, inspect
+from gristmill.train import inspect_more_cli  # noqa: F401 (registers inspect compression, inspect context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
