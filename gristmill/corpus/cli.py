@@ -266,7 +266,12 @@ def quality_train(positive: Path, negative: Path, holdout: float, seed: int, mod
 @clikit.json_option
 def quality_eval(positive: Path, negative: Path, holdout: float, seed: int, model: Path, threshold: float,
                  as_json: bool) -> None:
-    """Precision and recall of MODEL on the documents `train` held out (same --seed/--holdout)."""
+    """Precision and recall of MODEL on the documents `train` held out (same --seed/--holdout).
+
+    \b
+    Example:
+      gristmill corpus quality eval --positive curated/ --negative web-sample/ quality.bin --threshold 0.7
+    """
     from gristmill.corpus.quality_train import TrainConfig, evaluate
 
     result = evaluate(positive, negative, model, TrainConfig(holdout=holdout, seed=seed), threshold)

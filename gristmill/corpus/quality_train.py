@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +18,12 @@ from pathlib import Path
 
 from gristmill.corpus.documents import iter_batches, part_files
 from gristmill.corpus.quality import NEGATIVE, POSITIVE, load_model, model_line
-from gristmill.errors import InputError
-from gristmill.manifest import read_manifest
+from gristmill.errors import GristmillError, InputError
+from gristmill.manifest import read_manifest, replace_durably
 
 log = logging.getLogger(__name__)
+
+FASTTEXT_MAGIC = 793712314  # first int32 of every fastText .bin (fasttext.cc's file-format magic)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,6 +104,7 @@ def train(positive: Path, negative: Path, model_out: Path, cfg: TrainConfig) -> 
     """Train on the non-held-out documents, write ``model_out`` (fastText .bin), return its eval."""
     import fasttext
 
+    _check_model_out(model_out, (positive, negative))
     data = split(positive, negative, cfg)
     model_out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_out.parent, prefix=".quality-") as tmp:
@@ -113,13 +115,27 @@ def train(positive: Path, negative: Path, model_out: Path, cfg: TrainConfig) -> 
             minCount=cfg.min_count, thread=1, seed=cfg.seed, verbose=0)
         part = Path(tmp) / "model.bin"
         model.save_model(str(part))
-        with part.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(part, model_out)
+        replace_durably(part, model_out)
     load_model.cache_clear()
     result = _measure(model, data.held_out)
     result.update(train_docs=len(data.train), skipped=data.skipped)
     return result
+
+
+def _check_model_out(path: Path, inputs: tuple[Path, ...]) -> None:
+    """Replace ``path`` only if it is a fastText model (an earlier train's), never a user's file,
+    and never write it inside an input folder, where the next read of that folder would find it."""
+    for inp in inputs:
+        if path.resolve().is_relative_to(inp.resolve()):
+            raise GristmillError(f"quality train: -o {path} is inside the input {inp}; choose a path outside it")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise GristmillError(f"quality train: -o {path} exists and is not a plain file")
+    if path.exists():
+        with path.open("rb") as f:
+            head = f.read(4)
+        if int.from_bytes(head, "little") != FASTTEXT_MAGIC:
+            raise GristmillError(f"quality train: {path} exists and is not a fastText model; "
+                                 "it is not ours to replace, choose another path")
 
 
 def evaluate(positive: Path, negative: Path, model_path: Path, cfg: TrainConfig,

@@ -110,3 +110,21 @@ def test_min_score_from_toml_and_a_bad_model_is_one_line(tmp_path: Path) -> None
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith(f"Error: {bogus}: not a fastText model")
     assert not (tmp_path / "o").exists()
+
+
+def test_train_never_overwrites_a_users_file_or_writes_into_an_input(sets: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    thesis = tmp_path / "thesis.tex"
+    thesis.write_text("years of work\n")
+    r = CliRunner().invoke(cli, ["corpus", "quality", "train", "--positive", str(sets[0]),
+                                 "--negative", str(sets[1]), "-o", str(thesis)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert "not a fastText model" in r.output and thesis.read_text() == "years of work\n"
+    inside = sets[0] / "q.bin"
+    r = CliRunner().invoke(cli, ["corpus", "quality", "train", "--positive", str(sets[0]),
+                                 "--negative", str(sets[1]), "-o", str(inside)])
+    assert r.exit_code == 2 and "inside the input" in r.output and not inside.exists()
+    model = tmp_path / "q.bin"
+    train(*sets, model, TrainConfig())
+    train(*sets, model, TrainConfig(seed=5))  # an earlier model is ours to replace
+    assert int.from_bytes(model.read_bytes()[:4], "little") == 793712314
