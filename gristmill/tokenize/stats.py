@@ -16,6 +16,7 @@ import pyarrow as pa
 from tokenizers import Tokenizer
 
 from gristmill.tokenize.verify import load_shards_manifest
+from gristmill.train.scale import corpus_scale_line
 
 PERCENTILES = (10, 50, 90, 99)
 
@@ -123,6 +124,7 @@ def format_stats(stats: ShardStats) -> str:
             t = d["tokens_per_doc"]
             lines.append("  tokens/doc: " + "  ".join(
                 f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:,.1f}" for k, v in t.items()))
+    lines.append(corpus_scale_line(sum(s.tokens for s in stats.splits.values())))
     lines.append(f"vocabulary: {stats.vocab_size:,} ids, {int((stats.counts > 0).sum()):,} seen, "
                  f"{stats.unseen_share:.1%} never used")
     if stats.top:

@@ -31,6 +31,7 @@ from gristmill.train.loader import (Batch, MixtureSampler, ShardSource, TrainLoa
 from gristmill.train.metrics import Console, MetricsLog, memory_gib, peak_flops, plot_loss
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, make_optimizer, set_lr
+from gristmill.train.scale import tokens_per_parameter_line
 
 log = logging.getLogger(__name__)
 # Written by `train --slurm` and still growing while the manifest is written: not an output.
@@ -200,6 +201,8 @@ class _Run:
         console = Console(self.info.is_main, c.max_steps, start, c.logging.log_every, c.logging.progress)
         if start:
             console.note(f"resuming at step {start} of {c.max_steps}")
+        else:
+            console.note(tokens_per_parameter_line(self.raw.num_params(), c.max_steps * c.batch_tokens))
         batches = self.loader.iterate(start, c.max_steps)
         try:
             with StopFlag() as flag:
