@@ -12,6 +12,7 @@ import click
 
 from gristmill import __version__
 from gristmill.corpus.cli import corpus
+from gristmill.pipelines.ablate_cli import ablate
 from gristmill.pipelines.cli import demo, run, status
 from gristmill.progress import PROGRESS_LOGGER
 from gristmill.tokenize.cli import tokenizer
@@ -53,7 +54,8 @@ def _progress_lines(quiet: bool) -> None:
     progress.propagate = False
     progress.setLevel(logging.WARNING if quiet else logging.INFO)
 
-for command in (corpus, tokenizer, shards, report, train, generate, inspect, export, run, status, demo):
+for command in (corpus, tokenizer, shards, report, train, generate, inspect, export, run, status, demo,
+                ablate):
     cli.add_command(command)
 
 

@@ -21,7 +21,7 @@ from gristmill.pipelines.clusters import ClusterConfig
 from gristmill.pipelines.slurm import SlurmConfig
 from gristmill.pipelines.stages import STAGES, Layout, StageSpec
 
-_META_TABLES = ("pipeline", "cluster", "slurm")
+_META_TABLES = ("pipeline", "cluster", "slurm", "ablate")  # ablate: read by pipelines.ablate_spec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

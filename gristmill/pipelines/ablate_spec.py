@@ -1,0 +1,100 @@
+"""An ablation file: a pipeline file plus ``[ablate]``, which names the arms and the held-out text.
+
+```toml
+[pipeline]            # as for `gristmill run`; stages = every stage any arm uses
+[ablate]
+heldout = "heldout.txt"            # a UTF-8 file, a folder of .txt files, or a shards folder (val split)
+arms = { raw = ["ingest", "tokenizer", "shards", "train"],
+         dedup = ["ingest", "dedup", "tokenizer", "shards", "train"] }
+```
+
+Every arm runs its stages with the file's stage tables. A stage's folder is named by a hash
+of its own config and those of every stage before it in the arm (and the raw inputs), so two
+arms with the same prefix share the folders of that prefix and the runner's up-to-date check
+(config hash + input fingerprint) computes it once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gristmill.config import build, to_dict, tomllib
+from gristmill.errors import ConfigError
+from gristmill.pipelines.spec import PipelineConfig, load_pipeline
+from gristmill.pipelines.stages import Layout
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AblateSection:
+    """``[ablate]``: the arms (name -> stage list) and the common held-out text."""
+
+    arms: dict[str, list[str]]
+    heldout: Path
+    max_bytes: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if len(self.arms) < 2:
+            raise ConfigError("ablate.arms: give at least two arms")
+        for name, stages in self.arms.items():
+            if not name.replace("-", "").replace("_", "").replace("+", "").isalnum():
+                raise ConfigError(f"ablate.arms: arm name {name!r}: letters, digits, - _ + only")
+            if not stages or stages[-1] != "train":
+                raise ConfigError(f"ablate.arms.{name}: the last stage must be train")
+        if self.max_bytes < 1:
+            raise ConfigError("ablate.max_bytes: must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Ablation:
+    path: Path
+    section: AblateSection
+    arms: dict[str, PipelineConfig]  # one pipeline per arm, over shared stage folders
+
+    @property
+    def out(self) -> Path:
+        """Where the table and plot go: the ablation's own folder under the root."""
+        return next(iter(self.arms.values())).layout.root / "ablate"
+
+
+def load_ablation(path: str | Path, *, root: Path | None = None) -> Ablation:
+    path = Path(path)
+    base = load_pipeline(path, root=root)  # checks every stage table, [pipeline] and [ablate] presence
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    if "ablate" not in doc:
+        raise ConfigError(f"{path}: no [ablate] table: name the arms and the held-out text")
+    sect = build(AblateSection, doc["ablate"], where="ablate")
+    held = Path(sect.heldout).expanduser()
+    held = held if held.is_absolute() else (path.parent / held).resolve()
+    if not held.exists():
+        raise ConfigError(f"{path}: [ablate] heldout: not found: {held}")
+    sect = dataclasses.replace(sect, heldout=held)
+    arms = {name: _arm(base, name, stages) for name, stages in sect.arms.items()}
+    return Ablation(path=path.resolve(), section=sect, arms=arms)
+
+
+def _arm(base: PipelineConfig, name: str, stages: list[str]) -> PipelineConfig:
+    order = [s.name for s in base.registry]
+    for s in stages:
+        if s not in base.layout.stages:
+            raise ConfigError(f"ablate.arms.{name}: stage {s!r} is not in [pipeline] stages "
+                              f"({', '.join(base.layout.stages)})")
+    if list(stages) != [s for s in order if s in stages]:
+        raise ConfigError(f"ablate.arms.{name}: stages must be distinct and in the order {', '.join(order)}")
+    key: list[object] = [str(p) for p in base.layout.inputs]
+    dirnames = {}
+    for i, s in enumerate(stages):
+        key.append([s, to_dict(base.configs[s])])
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        dirnames[s] = f"{i + 1:02d}-{s}-{digest}"
+    layout = Layout(root=base.layout.root, inputs=base.layout.inputs, stages=tuple(stages), dirnames=dirnames)
+    pipe = dataclasses.replace(base, layout=layout)
+    for spec in pipe.stages:
+        try:
+            spec.inputs(layout, spec.name)
+        except Exception as e:  # a stage whose producer is not in this arm
+            raise ConfigError(f"ablate.arms.{name}: {e}") from None
+    return pipe

@@ -1,0 +1,167 @@
+"""gristmill ablate: arms share a prefix computed once, the held-out text stays out of every
+arm's shards, and each arm's held-out bpb equals a plain cross-entropy over the model's logits."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+from click.testing import CliRunner
+
+from gristmill.cli import cli
+from gristmill.errors import ConfigError
+from gristmill.pipelines.ablate import dry_run, run_ablation
+from gristmill.pipelines.ablate_spec import load_ablation
+from gristmill.train.run import load_run
+from tests.demo import demo_docs
+
+ABLATE = """\
+[pipeline]
+root = "out"
+inputs = ["corpus.jsonl"]
+stages = ["ingest", "dedup", "tokenizer", "shards", "train"]
+
+[ablate]
+heldout = "heldout"
+arms = {{ raw = ["ingest", "tokenizer", "shards", "train"], dedup = {dedup} }}
+
+[tokenizer]
+vocab_size = 300
+
+[shards]
+val_fraction = 0.1
+
+[train]
+model = "tiny"
+seq_len = 32
+batch_tokens = 128
+max_steps = 6
+
+[train.logging]
+log_every = 2
+val_every = 3
+
+[train.parallel]
+device = "cpu"
+threads = 1
+
+[cluster]
+workers = 1
+"""
+DEDUP = '["ingest", "dedup", "tokenizer", "shards", "train"]'
+
+
+def _write(tmp: Path, dedup: str = DEDUP) -> Path:
+    docs = [d for d in demo_docs() if d["source"] == "kjv"]
+    train, held = docs[:12], docs[12:14]
+    with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as f:
+        rows = [(d["id"], d["text"]) for d in train] + [(d["id"] + "-copy", d["text"]) for d in train[:3]]
+        for doc_id, text in rows:  # three exact copies for dedup to remove
+            f.write(json.dumps({"id": doc_id, "text": text[:1500]}) + "\n")
+    (tmp / "heldout").mkdir()
+    for i, d in enumerate(held):
+        (tmp / "heldout" / f"{i}.txt").write_text(d["text"][:1000], encoding="utf-8")
+    p = tmp / "ablate.toml"
+    p.write_text(ABLATE.format(dedup=dedup), encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ablate")
+    abl = load_ablation(_write(tmp))
+    said: list[str] = []
+    rows = run_ablation(abl, say=said.append)
+    return abl, rows, said
+
+
+def test_shared_prefix_runs_once(done):
+    abl, _, said = done
+    raw, dedup = abl.arms["raw"].layout, abl.arms["dedup"].layout
+    assert raw.dir("ingest") == dedup.dir("ingest")
+    assert raw.dir("tokenizer") != dedup.dir("tokenizer")  # after dedup the inputs differ
+    assert [s for s in said if s.startswith("ingest: ")][0].startswith("ingest: running")
+    assert sum(s.startswith("ingest: running") for s in said) == 1
+    assert sum(s.startswith("ingest: up to date") for s in said) == 1
+    ingests = [d for d in abl.out.parent.iterdir() if "-ingest-" in d.name]
+    assert ingests == [raw.dir("ingest")] and (ingests[0] / "manifest.json").is_file()
+
+
+def test_heldout_never_reaches_the_shards(done):
+    abl, _, _ = done
+    held = {p.read_text(encoding="utf-8") for p in abl.section.heldout.glob("*.txt")}
+    for pipe in abl.arms.values():
+        run = load_run(pipe.layout.dir("train"))
+        for f in pipe.layout.dir("shards").glob("*.arrow"):
+            with pa.memory_map(str(f)) as src:
+                for batch in pa.ipc.open_stream(src):
+                    for ids in batch.column("input_ids").to_pylist():
+                        text = run.decode([i for i in ids if i != run.eos_id])
+                        assert not any(h[:200] in text for h in held)
+
+
+def _bits(run, ids: list[int]) -> float:
+    total, ctx = 0.0, run.config.max_seq_len
+    with torch.no_grad():
+        for s in range(0, len(ids) - 1, ctx):
+            x = ids[s:min(s + ctx, len(ids) - 1)]
+            logits, _ = run.model(torch.tensor([x]))
+            y = torch.tensor(ids[s + 1:s + 1 + len(x)])
+            total += float(torch.nn.functional.cross_entropy(logits[0].float(), y, reduction="sum"))
+    return total / math.log(2)
+
+
+def test_heldout_bpb_equals_cross_entropy_on_logits(done):
+    abl, rows, _ = done
+    texts = [p.read_text(encoding="utf-8") for p in sorted(abl.section.heldout.glob("*.txt"))]
+    nbytes = sum(len(t.encode()) for t in texts)
+    assert [r["arm"] for r in rows] == ["raw", "dedup"]
+    for r in rows:
+        run = load_run(r["run"])
+        bits = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
+        assert r["heldout_bytes"] == nbytes
+        assert r["heldout_bpb"] == pytest.approx(bits / nbytes, rel=1e-5)
+        assert r["tokens"] == 6 * 128
+
+
+def test_table_plot_and_kept_counts(done):
+    abl, rows, _ = done
+    by = {r["arm"]: r for r in rows}
+    assert (by["raw"]["docs_kept"], by["dedup"]["docs_kept"]) == (15, 12)  # dedup dropped the three copies
+    saved = json.loads((abl.out / "results.json").read_text())
+    assert [a["heldout_bpb"] for a in saved["arms"]] == [r["heldout_bpb"] for r in rows]
+    lines = (abl.out / "results.txt").read_text().splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["raw", "dedup"]
+    assert (abl.out / "bpb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_is_up_to_date_and_dry_run_says_so(done):
+    abl, _, _ = done
+    assert {s.action for s in dry_run(abl)} == {"up to date"}
+    r = CliRunner().invoke(cli, ["ablate", str(abl.path), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 8 and all(ln.startswith("up to date") for ln in lines)
+    assert lines[0].endswith("shared by raw, dedup") and "-ingest-" in lines[0]
+
+
+def test_dry_run_before_anything_ran(tmp_path):
+    r = CliRunner().invoke(cli, ["ablate", str(_write(tmp_path)), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    stages = json.loads(r.stdout)["stages"]
+    assert len(stages) == 1 + 3 + 4  # ingest shared; raw's 3 and dedup's 4 others
+    assert stages[0]["arms"] == ["raw", "dedup"] and {s["action"] for s in stages} == {"run"}
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_arm_is_one_line(tmp_path):
+    p = _write(tmp_path, dedup='["ingest", "train"]')
+    with pytest.raises(ConfigError, match="ablate.arms.dedup: stage 'train' needs stage 'shards' before it"):
+        load_ablation(p)
+    r = CliRunner().invoke(cli, ["ablate", str(p)])
+    assert r.exit_code == 2
+    assert r.output.strip() == "Error: ablate.arms.dedup: stage 'train' needs stage 'shards' before it"
