@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -39,7 +40,13 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
                 raise item
             yield item
     finally:
+        # Stop and join the producer here: a thread still reading shards when the interpreter
+        # shuts down can be cut off inside native code.
         stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                q.get_nowait()  # unblock a producer waiting to put its "end"
+        thread.join(timeout=10)
 
 
 __all__ = ["prefetch"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import shutil
 import time
@@ -54,9 +55,16 @@ def train(data: Path | None, out: Path, config: TrainConfig, runtime: Runtime, *
     ``runtime.force``, which always starts over).
     """
     info = init_distributed(config.parallel)
+    run: _Run | None = None
     try:
-        return _Run(data, Path(out), config, runtime, info).execute(resume)
+        run = _Run(data, Path(out), config, runtime, info)
+        return run.execute(resume)
     finally:
+        # The DDP/FSDP model holds the process group; free it (and any reference cycle around it)
+        # while the interpreter is whole. Left to exit, gloo's worker threads drop their last tensors
+        # during finalization, cannot take the GIL, and abort the rank (SIGABRT after a good run).
+        del run
+        gc.collect()
         shutdown(info)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -217,3 +218,16 @@ def test_prefetch_keeps_order_and_reraises_errors():
     assert next(it) == 1
     with pytest.raises(RuntimeError, match="bad shard"):
         next(it)
+
+
+def test_prefetch_closed_early_joins_its_producer():
+    # the producer is blocked putting ahead of a consumer that stopped; close must end the thread,
+    # not leave it running native code while the interpreter shuts down
+    it = prefetch(iter(range(1000)), 2)
+    assert next(it) == 0
+    it.close()
+    assert not [t for t in threading.enumerate() if t.name == "gristmill-prefetch"]
+
+    done = prefetch(iter(range(3)), 1)
+    assert list(done) == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name == "gristmill-prefetch"]
