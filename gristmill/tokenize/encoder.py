@@ -22,7 +22,6 @@ ordinary tokens, so no document can forge a document boundary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,12 +33,11 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
+from gristmill.formats.tokenizer_file import read_tokenizer_file
 from gristmill.tokenize import fastpath
 
 log = logging.getLogger(__name__)
 
-EOS_TOKEN = "<|endoftext|>"
-PAD_TOKEN = "<|pad|>"
 # How much real text the fast path is re-checked on before it is trusted.
 VERIFY_DOCS = 256
 
@@ -150,29 +148,20 @@ def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = T
     already proven equal for the file with this sha256 (by :meth:`Encoder.verify` elsewhere);
     if the file still has it, the load-time probes and the first-documents check are skipped.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"tokenizer file not found: {p}")
     threads = threads or default_threads()
     if threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    f = read_tokenizer_file(path)
     try:
-        raw = p.read_bytes()
-        text = raw.decode("utf-8")
-        spec = json.loads(text)
-        tok = Tokenizer.from_str(text)
-        plain = _plain_copy(spec)
+        plain = _plain_copy(f.spec)
     except Exception as e:  # tokenizers raises a bare Exception on a bad file
-        raise InputError(f"{p}: not a tokenizers JSON file: {e}") from None
-    eos = next((t.get("id") for t in spec.get("added_tokens") or []
-                if t.get("content") == EOS_TOKEN and t.get("special")), None)
-    if eos is None:
-        raise InputError(f"{p}: the tokenizer has no {EOS_TOKEN} special token")
-    enc = Encoder(tokenizer=tok, eos_id=eos, vocab_size=tok.get_vocab_size(with_added_tokens=True),
-                  threads=threads, plain=plain, sha256=hashlib.sha256(raw).hexdigest())
+        raise InputError(f"{f.path}: not a tokenizers JSON file: {e}") from None
+    tok = f.tokenizer
+    enc = Encoder(tokenizer=tok, eos_id=f.eos_id, vocab_size=tok.get_vocab_size(with_added_tokens=True),
+                  threads=threads, plain=plain, sha256=f.sha256)
     if fast:
-        _try_fast(enc, spec, verify_docs, trusted=trust_sha256 == enc.sha256)
-    log.info("encoder for %s: %s backend, %d thread(s)", p.name, enc.backend, threads)
+        _try_fast(enc, f.spec, verify_docs, trusted=trust_sha256 == enc.sha256)
+    log.info("encoder for %s: %s backend, %d thread(s)", f.path.name, enc.backend, threads)
     return enc
 
 

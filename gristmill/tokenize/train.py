@@ -28,7 +28,7 @@ from gristmill.corpus.documents import part_files
 from gristmill.errors import InputError
 from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha256_file
 from gristmill.stage import Runtime, StageResult, StageRun
-from gristmill.tokenize.encoder import EOS_TOKEN, PAD_TOKEN
+from gristmill.formats.tokenizer_file import EOS_TOKEN, PAD_TOKEN
 from gristmill.tokenize.presets import PRESET_NAMES, PresetName, get_preset
 from gristmill.tokenize.sample import StreamStats, iter_texts, plan_sample
 

@@ -17,9 +17,10 @@ import torch
 from safetensors.torch import save_file
 
 from gristmill.errors import InputError
+from gristmill.formats.tokenizer_file import EOS_TOKEN
 from gristmill.manifest import replace_dir_durably
 from gristmill.train.model import ModelConfig
-from gristmill.train.run import EOS_TOKEN, TOKENIZER, load_run
+from gristmill.train.run import TOKENIZER, load_run
 
 log = logging.getLogger(__name__)
 

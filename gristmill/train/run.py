@@ -18,12 +18,12 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
+from gristmill.formats.tokenizer_file import read_tokenizer_file
 from gristmill.formats.stage_inputs import check_listed_sha256
 from gristmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)
 
-EOS_TOKEN = "<|endoftext|>"
 MODEL_JSON, WEIGHTS, TOKENIZER = "model.json", "model.safetensors", "tokenizer.json"
 # Wrappers that torch.compile / DDP put in front of parameter names when a state dict is taken
 # from the wrapped module instead of the model itself.
@@ -143,19 +143,14 @@ def read_weights(run_dir: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
 
 
 def load_tokenizer(run_dir: Path) -> tuple[Tokenizer, int]:
+    """The run's own copy of its tokenizer and its EOS id (the file its manifest lists)."""
     path = run_dir / TOKENIZER
     if not path.is_file():
         raise InputError(f"{path} not found: a run directory keeps a copy of its tokenizer")
     check_listed_sha256(run_dir, TOKENIZER)  # the one the run was trained with, as its manifest lists
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        tok = Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises a bare Exception on a bad file
-        raise InputError(f"{path}: not a tokenizers JSON file: {e}") from None
-    eos = tok.token_to_id(EOS_TOKEN)
-    if eos is None:
-        raise InputError(f"{path}: the tokenizer has no {EOS_TOKEN} token")
-    return tok, eos
+    f = read_tokenizer_file(path)
+    return f.tokenizer, f.eos_id
 
 
 def load_run(run_dir: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> LoadedRun:
