@@ -8,17 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gristmill.errors import GristmillError
+from gristmill.hardware import usable_cores
 from gristmill.stage import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 @contextmanager
@@ -42,7 +35,7 @@ def dask_client(runtime: Runtime) -> Iterator["distributed.Client"]:  # noqa: F8
         finally:
             client.close()
         return
-    n = runtime.workers or default_workers()
+    n = runtime.workers or usable_cores()
     # Workers inherit these: tokenizers' own thread pool would fight Dask's processes.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,

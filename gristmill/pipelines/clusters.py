@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gristmill.cluster import default_workers
 from gristmill.errors import GristmillError
+from gristmill.hardware import usable_cores
 from gristmill.stage import Runtime
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def data_runtime(cfg: ClusterConfig, *, inputs: Sequence[Path], root: Path,
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if cfg.kind == "local":
-        n = cfg.workers or default_workers()
+        n = cfg.workers or usable_cores()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
         # port, instead of warning when another cluster holds 8787.

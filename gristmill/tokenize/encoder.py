@@ -34,6 +34,7 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 from gristmill.formats.tokenizer_file import read_tokenizer_file
+from gristmill.hardware import usable_cores
 from gristmill.tokenize import fastpath
 
 log = logging.getLogger(__name__)
@@ -122,12 +123,7 @@ def _in_dask_worker() -> bool:
 
 def default_threads() -> int:
     """1 inside a Dask worker (the cluster already runs one process per core), else all cores."""
-    if _in_dask_worker():
-        return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
+    return 1 if _in_dask_worker() else usable_cores()
 
 
 def _plain_copy(spec: dict[str, Any]) -> Tokenizer:

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from gristmill.errors import ConfigError
+from gristmill.hardware import resolve_device, usable_cores
 from gristmill.train.config import ParallelConfig
 
 log = logging.getLogger(__name__)
@@ -46,25 +47,6 @@ class DistInfo:
         return self.world > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto``: cuda if available, else mps, else cpu; cuda picks the local rank's GPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device cuda requested but torch sees no CUDA device")
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device mps requested but it is not available")
-    return torch.device(name)
-
-
 def init_distributed(cfg: ParallelConfig) -> DistInfo:
     """Join the torchrun job if there is one (nccl on cuda, gloo otherwise) and set CPU threads."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -72,8 +54,10 @@ def init_distributed(cfg: ParallelConfig) -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     device = resolve_device(cfg.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     # torchrun exports OMP_NUM_THREADS=1; choose deliberately: share the cores between local ranks.
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, local_world))
+    threads = cfg.threads or max(1, usable_cores() // max(1, local_world))
     torch.set_num_threads(threads)
     owns = False
     if world > 1 and not dist.is_initialized():

@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 from gristmill.formats.tokenizer_file import read_tokenizer_file
+from gristmill.hardware import resolve_device
 from gristmill.formats.stage_inputs import check_listed_sha256
 from gristmill.train.model import GPT, ModelConfig
 
@@ -54,25 +55,6 @@ class LoadedRun:
     def token_str(self, token_id: int) -> str:
         """The text of one token (for a byte-level BPE, possibly part of a UTF-8 character)."""
         return self.tokenizer.decode([token_id], skip_special_tokens=False)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; anything else must be available."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise InputError(f"unknown device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps requested but MPS is not available")
-    return dev
 
 
 def read_model_config(run_dir: Path) -> ModelConfig:
