@@ -7,6 +7,7 @@ the output does not depend on how many workers ran it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,14 +47,28 @@ class IngestConfig:
     # A longer line, text file or text value is skipped while streaming (record_too_large):
     # it bounds the memory one record can take, whatever the input.
     max_record_bytes: int = 32 << 20
+    # Set aside this fraction of the documents (by a hash of the id, so the same ones whatever
+    # the workers or the order) as removed reason ``heldout``, text kept: a held-out set no later
+    # stage reads (``gristmill ablate`` carves its evaluation text this way).
+    heldout_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
         if not self.text_field:
             raise ValueError("text_field must not be empty")
         if not 1024 <= self.max_record_bytes <= 1 << 31:
             raise ValueError(f"max_record_bytes must be between 1024 and 2 GiB, got {self.max_record_bytes}")
         if self.chunk_bytes < 1024:
             raise ValueError(f"chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+
+
+def is_heldout(doc_id: str, fraction: float) -> bool:
+    """Whether ``doc_id`` falls in the held-out ``fraction``: the top 64 bits of its sha256, uniform."""
+    if fraction <= 0.0:
+        return False
+    h = int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big")
+    return h < fraction * 2.0 ** 64
 
 
 # ---------------------------------------------------------------- planning
@@ -210,6 +225,11 @@ def ingest_unit(index: int, unit: Unit, cfg: IngestConfig, tmp: str) -> PartResu
             result.counts.remove(doc.reason, doc.count)
             removed.add({"id": None, "source": utf8_safe(cfg.source or source), "reason": doc.reason,
                          "detail": utf8_safe(doc.detail), "raw": doc.raw, "origin": utf8_safe(doc.origin)})
+        elif is_heldout(doc["id"], cfg.heldout_fraction):  # the id before re-keying: a copy goes too
+            result.counts.remove("heldout")
+            removed.add({"id": doc["id"], "source": doc["source"], "reason": "heldout", "text": doc["text"],
+                         "detail": f"id hash in the held-out {cfg.heldout_fraction:g}",
+                         "origin": utf8_safe(rec.origin)})
         else:
             result.counts.kept += 1
             kept.add(doc)

@@ -42,7 +42,7 @@ def ablate(pipeline: Path, dry_run: bool, root: Path | None, as_json: bool) -> N
         return
     rows = run_ablation(abl, say=echo_err)
     if as_json:
-        emit_json({"heldout": str(abl.section.heldout), "arms": rows})
+        emit_json({"heldout": str(abl.heldout), "carved": abl.carved, "arms": rows})
     else:
         click.echo(format_table(rows))
         echo_err(f"wrote {abl.out / 'results.json'}, results.txt and bpb.png")

@@ -4,9 +4,16 @@
 [pipeline]            # as for `gristmill run`; stages = every stage any arm uses
 [ablate]
 heldout = "heldout.txt"            # a UTF-8 file, a folder of .txt files, or a shards folder (val split)
+# or, instead: heldout_fraction = 0.02   (carved out of the raw input before any stage)
 arms = { raw = ["ingest", "tokenizer", "shards", "train"],
          dedup = ["ingest", "dedup", "tokenizer", "shards", "train"] }
 ```
+
+``heldout_fraction`` sets ``[ingest] heldout_fraction`` in every arm: ingest sets those
+documents aside (by a hash of their id; reason ``heldout``, counted in its manifest), so no
+stage of any arm reads them, and the ablation copies them into ``ROOT/ablate/heldout/``.
+Every arm's training keeps all its checkpoints (``checkpoint.keep`` is raised to cover
+``max_steps``), so each is measured at the same training-token counts.
 
 Every arm runs its stages with the file's stage tables. A stage's folder is named by a hash
 of its own config and those of every stage before it in the arm (and the raw inputs), so two
@@ -33,10 +40,16 @@ class AblateSection:
     """``[ablate]``: the arms (name -> stage list) and the common held-out text."""
 
     arms: dict[str, list[str]]
-    heldout: Path
+    heldout: Path | None = None
+    heldout_fraction: float = 0.0   # > 0: carve the held-out text out of the raw input instead
     max_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
+        if (self.heldout is None) == (self.heldout_fraction == 0.0):
+            raise ConfigError("ablate: give either heldout (a file or folder) or heldout_fraction (carve it "
+                              "out of the raw input), not both")
+        if not 0.0 <= self.heldout_fraction <= 0.5:
+            raise ConfigError(f"ablate.heldout_fraction: must be in (0, 0.5], got {self.heldout_fraction}")
         if len(self.arms) < 2:
             raise ConfigError("ablate.arms: give at least two arms")
         for name, stages in self.arms.items():
@@ -59,6 +72,15 @@ class Ablation:
         """Where the table and plot go: the ablation's own folder under the root."""
         return next(iter(self.arms.values())).layout.root / "ablate"
 
+    @property
+    def carved(self) -> bool:
+        return self.section.heldout is None
+
+    @property
+    def heldout(self) -> Path:
+        """The held-out text every arm is measured on (for a carved set: written by the ablation)."""
+        return self.out / "heldout" if self.section.heldout is None else self.section.heldout
+
 
 def load_ablation(path: str | Path, *, root: Path | None = None) -> Ablation:
     path = Path(path)
@@ -67,13 +89,34 @@ def load_ablation(path: str | Path, *, root: Path | None = None) -> Ablation:
     if "ablate" not in doc:
         raise ConfigError(f"{path}: no [ablate] table: name the arms and the held-out text")
     sect = build(AblateSection, doc["ablate"], where="ablate")
-    held = Path(sect.heldout).expanduser()
-    held = held if held.is_absolute() else (path.parent / held).resolve()
-    if not held.exists():
-        raise ConfigError(f"{path}: [ablate] heldout: not found: {held}")
-    sect = dataclasses.replace(sect, heldout=held)
+    if sect.heldout is not None:
+        held = Path(sect.heldout).expanduser()
+        held = held if held.is_absolute() else (path.parent / held).resolve()
+        if not held.exists():
+            raise ConfigError(f"{path}: [ablate] heldout: not found: {held}")
+        sect = dataclasses.replace(sect, heldout=held)
+    base = _for_ablation(base, sect)
     arms = {name: _arm(base, name, stages) for name, stages in sect.arms.items()}
     return Ablation(path=path.resolve(), section=sect, arms=arms)
+
+
+def _for_ablation(base: PipelineConfig, sect: AblateSection) -> PipelineConfig:
+    """The stage configs every arm runs: ingest carving the held-out set, training keeping every checkpoint."""
+    configs = dict(base.configs)
+    if sect.heldout_fraction:
+        for name, stages in sect.arms.items():
+            if stages[0] != "ingest" or "ingest" not in configs:
+                raise ConfigError(f"ablate.arms.{name}: heldout_fraction carves the held-out text in ingest, "
+                                  "so every arm must start with ingest")
+        configs["ingest"] = dataclasses.replace(configs["ingest"], heldout_fraction=sect.heldout_fraction)
+    if "train" not in configs:  # _arm says which arm names a stage [pipeline] lacks
+        return dataclasses.replace(base, configs=configs)
+    train = configs["train"]
+    ckpt = train.checkpoint
+    wanted = train.max_steps // ckpt.every + 1 if ckpt.every else 1  # every saved step, the last included
+    if ckpt.keep < wanted:
+        configs["train"] = dataclasses.replace(train, checkpoint=dataclasses.replace(ckpt, keep=wanted))
+    return dataclasses.replace(base, configs=configs)
 
 
 def _arm(base: PipelineConfig, name: str, stages: list[str]) -> PipelineConfig:

@@ -1,5 +1,6 @@
-"""gristmill ablate: arms share a prefix computed once, the held-out text stays out of every
-arm's shards, and each arm's held-out bpb equals a plain cross-entropy over the model's logits."""
+"""gristmill ablate: arms share a prefix computed once, the held-out text (given, or carved out of
+the raw input) stays out of every arm's shards, each checkpoint's held-out bpb equals a plain
+cross-entropy over the model's logits, and a rerun runs only what is unfinished."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from click.testing import CliRunner
 from gristmill.cli import cli
 from gristmill.errors import ConfigError
 from gristmill.pipelines.ablate import dry_run, run_ablation
+from gristmill.corpus.ingest import is_heldout
+from gristmill.pipelines.ablate_measure import load_checkpoint_weights
 from gristmill.pipelines.ablate_spec import load_ablation
+from gristmill.train.checkpoint import step_dir
 from gristmill.train.run import load_run
 from tests.demo import demo_docs
 
@@ -40,6 +44,10 @@ model = "tiny"
 seq_len = 32
 batch_tokens = 128
 max_steps = 6
+
+[train.checkpoint]
+every = 3
+keep = 1
 
 [train.logging]
 log_every = 2
@@ -121,21 +129,49 @@ def test_heldout_bpb_equals_cross_entropy_on_logits(done):
     nbytes = sum(len(t.encode()) for t in texts)
     assert [r["arm"] for r in rows] == ["raw", "dedup"]
     for r in rows:
-        run = load_run(r["run"])
-        bits = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
-        assert r["heldout_bytes"] == nbytes
-        assert r["heldout_bpb"] == pytest.approx(bits / nbytes, rel=1e-5)
-        assert r["tokens"] == 6 * 128
+        assert [(p["step"], p["tokens"]) for p in r["curve"]] == [(3, 3 * 128), (6, 6 * 128)]  # keep raised
+        run = load_run(r["run"])  # model.safetensors: the final weights
+        final = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
+        assert r["heldout_bytes"] == nbytes and r["tokens"] == 6 * 128
+        assert r["heldout_bpb"] == r["curve"][-1]["bpb"] == pytest.approx(final / nbytes, rel=1e-5)
+        load_checkpoint_weights(run, step_dir(run.path, 3))
+        early = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
+        assert r["curve"][0]["bpb"] == pytest.approx(early / nbytes, rel=1e-5)
+        assert early != pytest.approx(final, rel=1e-4)  # the step-3 weights really were loaded
+
+
+def test_last_checkpoint_holds_the_exported_weights(done):
+    _, rows, _ = done
+    exported = load_run(rows[0]["run"])
+    run = load_run(rows[0]["run"])
+    load_checkpoint_weights(run, step_dir(run.path, 6))
+    ours, theirs = run.model.state_dict(), exported.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def _shard_tokens(shards: Path) -> int:
+    total = 0
+    for f in shards.glob("*.arrow"):
+        with pa.memory_map(str(f)) as src:
+            total += sum(len(ids) for b in pa.ipc.open_stream(src) for ids in b.column("input_ids").to_pylist())
+    return total
 
 
 def test_table_plot_and_kept_counts(done):
     abl, rows, _ = done
     by = {r["arm"]: r for r in rows}
     assert (by["raw"]["docs_kept"], by["dedup"]["docs_kept"]) == (15, 12)  # dedup dropped the three copies
+    for name, pipe in abl.arms.items():
+        assert by[name]["tokens_kept"] == _shard_tokens(pipe.layout.dir("shards")) > 0
     saved = json.loads((abl.out / "results.json").read_text())
     assert [a["heldout_bpb"] for a in saved["arms"]] == [r["heldout_bpb"] for r in rows]
+    assert saved["carved"] is False
     lines = (abl.out / "results.txt").read_text().splitlines()
-    assert [ln.split()[0] for ln in lines[1:]] == ["raw", "dedup"]
+    assert lines[0].split() == ["arm", "tokens", "val", "bpb", "tokens/s", "docs", "kept", "tokens", "kept"]
+    assert [ln.split()[:2] for ln in lines[1:]] == [["raw", "384"], ["raw", "768"], ["dedup", "384"],
+                                                    ["dedup", "768"]]
+    assert lines[2].split()[2] == f"{by['raw']['heldout_bpb']:.4f}"
+    assert lines[4].split()[4:] == ["12", f"{by['dedup']['tokens_kept']:,}"]
     assert (abl.out / "bpb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
