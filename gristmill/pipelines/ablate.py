@@ -10,6 +10,7 @@ stopped. Each arm's checkpoints are then measured on the common held-out text
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,16 +81,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_arms(abl: Ablation, rows: list[dict[str, Any]], out: Path) -> None:
-    """Held-out bpb against training tokens, one line per arm (a point per checkpoint)."""
-    from gristmill.train.inspect import _pyplot, _save
+    """Held-out bpb against training tokens, one line per arm (the report draws the same figure)."""
+    from gristmill.report.ablation import ablation_figure
+    from gristmill.tokenize.stats_plots import save_png
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        xs, ys = [p["tokens"] for p in r["curve"]], [p["bpb"] for p in r["curve"]]
-        ax.plot(xs, ys, marker="o", label=f"{r['arm']}: {r['heldout_bpb']:.3f} at {r['tokens']:,} tokens")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("held-out bits per byte")
-    ax.set_title(f"ablation {abl.path.name}: held-out {abl.heldout.name}")
-    ax.legend(fontsize=8)
-    _save(fig, out)
+    fig = ablation_figure(rows, f"ablation {abl.path.name}: held-out {abl.heldout.name}")
+    buf = io.BytesIO()
+    save_png(fig, buf)
+    atomic_write_bytes(out, buf.getvalue())

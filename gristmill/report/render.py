@@ -9,6 +9,7 @@ from typing import Any
 
 from gristmill import __version__
 from gristmill.formats.shard_manifest import is_shard_manifest
+from gristmill.report.ablation import ablation_figure, read_results, table_rows
 from gristmill.report.discover import DOCUMENT_STAGES, Pipeline, read_metrics
 from gristmill.report.figures import funnel_figure, loss_figure, png_base64
 from gristmill.tokenize.stats import shard_stats
@@ -147,6 +148,19 @@ def training_section(pipe: Pipeline) -> str:
     return "".join(out)
 
 
+def ablation_section(pipe: Pipeline) -> str:
+    """Only when the root holds ``ablate/results.json`` (``gristmill ablate``)."""
+    res = read_results(pipe.root)
+    if res is None:
+        return ""
+    held = f"{res.get('heldout')}" + (" (carved out of the raw input)" if res.get("carved") else "")
+    fig = ablation_figure(res["arms"], "Held-out bits per byte along training")
+    return ("<h2>Ablation</h2>" + f"<p>Every arm measured on one held-out text: <code>{escape(held)}</code></p>"
+            + _table(["arm", "tokens", "held-out bpb", "tokens/s", "documents kept", "tokens kept"],
+                     table_rows(res["arms"]), numeric={1, 2, 3, 4, 5})
+            + _figure(fig, "held-out bpb per arm", "Bits per byte on the held-out text at each checkpoint."))
+
+
 def stages_section(pipe: Pipeline) -> str:
     rows = [[s.stage, str(s.path.relative_to(pipe.root)) or ".", s.manifest.get("finished"),
              s.manifest.get("seconds"), (s.manifest.get("config_hash") or "")[:12],
@@ -159,7 +173,7 @@ def render(pipe: Pipeline, top: int = 30) -> str:
     """The whole report as one HTML string."""
     shards_html, bpt = shards_section(pipe, top)
     body = (funnel_section(pipe) + tokenizer_section(pipe, bpt) + shards_html + training_section(pipe)
-            + stages_section(pipe))
+            + ablation_section(pipe) + stages_section(pipe))
     title = f"gristmill report: {pipe.root.name or pipe.root}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"

@@ -201,3 +201,27 @@ def test_bad_arm_is_one_line(tmp_path):
     r = CliRunner().invoke(cli, ["ablate", str(p)])
     assert r.exit_code == 2
     assert r.output.strip() == "Error: ablate.arms.dedup: stage 'train' needs stage 'shards' before it"
+
+
+def test_report_shows_the_ablation(done, tmp_path):
+    abl, rows, _ = done
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(cli, ["report", str(abl.out.parent), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index("<h2>Ablation</h2>"):html.index("<h2>Stages found</h2>")]
+    assert section.count("<tr>") == 1 + 4  # header, two arms x two checkpoints
+    for row in rows:
+        assert f'<td class="">{row["arm"]}</td><td class="n">768</td><td class="n">{row["heldout_bpb"]:,.3f}' \
+            in section
+    assert 'src="data:image/png;base64,' in section
+
+
+def test_report_skips_a_broken_results_file(tmp_path):
+    from gristmill.report.ablation import read_results
+
+    (tmp_path / "ablate").mkdir()
+    (tmp_path / "ablate" / "results.json").write_text('{"arms": "x"}', encoding="utf-8")
+    assert read_results(tmp_path) is None
+    (tmp_path / "ablate" / "results.json").write_text("{not json", encoding="utf-8")
+    assert read_results(tmp_path) is None
