@@ -5,15 +5,16 @@
 [ablate]
 heldout = "heldout.txt"            # a UTF-8 file, a folder of .txt files, or a shards folder (val split)
 # or, instead: heldout_fraction = 0.02   (carved out of the raw input before any stage)
-arms = { raw = ["ingest", "tokenizer", "shards", "train"],
-         dedup = ["ingest", "dedup", "tokenizer", "shards", "train"] }
+[ablate.arms]                      # (a TOML inline table must stay on one line)
+raw = ["ingest", "tokenizer", "shards", "train"]
+dedup = ["ingest", "dedup", "tokenizer", "shards", "train"]
 ```
 
 ``heldout_fraction`` sets ``[ingest] heldout_fraction`` in every arm: ingest sets those
 documents aside (by a hash of their id; reason ``heldout``, counted in its manifest), so no
 stage of any arm reads them, and the ablation copies them into ``ROOT/ablate/heldout/``.
-Every arm's training keeps all its checkpoints (``checkpoint.keep`` is raised to cover
-``max_steps``), so each is measured at the same training-token counts.
+Every arm's training must keep all its checkpoints (``[train.checkpoint] keep`` at least
+``max_steps // every + 1``), so each is measured at the same training-token counts.
 
 Every arm runs its stages with the file's stage tables. A stage's folder is named by a hash
 of its own config and those of every stage before it in the arm (and the raw inputs), so two
@@ -26,8 +27,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gristmill.config import build, to_dict, tomllib
 from gristmill.errors import ConfigError
@@ -82,9 +85,10 @@ class Ablation:
         return self.out / "heldout" if self.section.heldout is None else self.section.heldout
 
 
-def load_ablation(path: str | Path, *, root: Path | None = None) -> Ablation:
+def load_ablation(path: str | Path, *, root: Path | None = None,
+                  cluster_overrides: Mapping[str, Any] | None = None) -> Ablation:
     path = Path(path)
-    base = load_pipeline(path, root=root)  # checks every stage table, [pipeline] and [ablate] presence
+    base = load_pipeline(path, root=root, cluster_overrides=cluster_overrides)  # checks every stage table, [pipeline] and [ablate] presence
     doc = tomllib.loads(path.read_text(encoding="utf-8"))
     if "ablate" not in doc:
         raise ConfigError(f"{path}: no [ablate] table: name the arms and the held-out text")
@@ -101,7 +105,7 @@ def load_ablation(path: str | Path, *, root: Path | None = None) -> Ablation:
 
 
 def _for_ablation(base: PipelineConfig, sect: AblateSection) -> PipelineConfig:
-    """The stage configs every arm runs: ingest carving the held-out set, training keeping every checkpoint."""
+    """The stage configs every arm runs: ingest carving the held-out set; training must keep every checkpoint."""
     configs = dict(base.configs)
     if sect.heldout_fraction:
         for name, stages in sect.arms.items():
@@ -109,13 +113,15 @@ def _for_ablation(base: PipelineConfig, sect: AblateSection) -> PipelineConfig:
                 raise ConfigError(f"ablate.arms.{name}: heldout_fraction carves the held-out text in ingest, "
                                   "so every arm must start with ingest")
         configs["ingest"] = dataclasses.replace(configs["ingest"], heldout_fraction=sect.heldout_fraction)
-    if "train" not in configs:  # _arm says which arm names a stage [pipeline] lacks
-        return dataclasses.replace(base, configs=configs)
-    train = configs["train"]
-    ckpt = train.checkpoint
-    wanted = train.max_steps // ckpt.every + 1 if ckpt.every else 1  # every saved step, the last included
-    if ckpt.keep < wanted:
-        configs["train"] = dataclasses.replace(train, checkpoint=dataclasses.replace(ckpt, keep=wanted))
+    train = configs.get("train")
+    if train is not None:  # _arm says which arm names a stage [pipeline] lacks
+        ckpt = train.checkpoint
+        # Every saved step, the last included. Checked, not raised here: a Slurm arm trains with
+        # `gristmill train --config FILE`, which must compute the very config this arm expects.
+        wanted = train.max_steps // ckpt.every + 1 if ckpt.every else 1
+        if ckpt.keep < wanted:
+            raise ConfigError(f"ablate: [train.checkpoint] keep = {ckpt.keep} keeps only the newest checkpoints; "
+                              f"set keep = {wanted} (max_steps // every + 1) so each arm is measured at every one")
     return dataclasses.replace(base, configs=configs)
 
 

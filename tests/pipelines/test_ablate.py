@@ -47,7 +47,7 @@ max_steps = 6
 
 [train.checkpoint]
 every = 3
-keep = 1
+keep = 3
 
 [train.logging]
 log_every = 2
@@ -129,7 +129,7 @@ def test_heldout_bpb_equals_cross_entropy_on_logits(done):
     nbytes = sum(len(t.encode()) for t in texts)
     assert [r["arm"] for r in rows] == ["raw", "dedup"]
     for r in rows:
-        assert [(p["step"], p["tokens"]) for p in r["curve"]] == [(3, 3 * 128), (6, 6 * 128)]  # keep raised
+        assert [(p["step"], p["tokens"]) for p in r["curve"]] == [(3, 3 * 128), (6, 6 * 128)]
         run = load_run(r["run"])  # model.safetensors: the final weights
         final = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
         assert r["heldout_bytes"] == nbytes and r["tokens"] == 6 * 128
@@ -225,3 +225,12 @@ def test_report_skips_a_broken_results_file(tmp_path):
     assert read_results(tmp_path) is None
     (tmp_path / "ablate" / "results.json").write_text("{not json", encoding="utf-8")
     assert read_results(tmp_path) is None
+
+
+def test_too_few_kept_checkpoints_is_one_line(tmp_path):
+    p = _write(tmp_path)
+    p.write_text(p.read_text().replace("keep = 3", "keep = 2"), encoding="utf-8")
+    r = CliRunner().invoke(cli, ["ablate", str(p), "--dry-run"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert r.output.strip() == ("Error: ablate: [train.checkpoint] keep = 2 keeps only the newest checkpoints; "
+                                "set keep = 3 (max_steps // every + 1) so each arm is measured at every one")
