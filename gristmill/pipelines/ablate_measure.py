@@ -69,7 +69,7 @@ def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
                 cache_dir: Path, say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """The arm's row: final held-out bpb, the checkpoint curve, tokens/s and kept counts."""
     from gristmill.train.inspect_compression import load_documents
-    from gristmill.train.metrics import MetricsLog
+    from gristmill.formats.run_metrics import read_metrics
     from gristmill.train.run import load_run
 
     run_dir = pipe.layout.dir("train")
@@ -86,7 +86,7 @@ def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
         atomic_write_json(cache, {"key": key, "curve": curve})
     else:
         say(f"arm {name}: measured before (same training, same held-out text)")
-    steps = [r for r in MetricsLog.read(run_dir / "metrics.jsonl") if "tokens_per_s" in r]
+    steps = [r for r in read_metrics(run_dir) if "tokens_per_s" in r]
     last = curve[-1] if curve else {"tokens": 0, "bpb": math.nan, "bytes": 0}
     return {"arm": name, "stages": list(pipe.layout.stages), "tokens": last["tokens"],
             "heldout_bpb": last["bpb"], "heldout_bytes": last["bytes"], "curve": curve,

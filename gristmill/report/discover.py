@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gristmill.formats.run_metrics import METRICS
 from gristmill.manifest import MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
@@ -66,24 +66,7 @@ def discover(root: Path) -> Pipeline:
         m = read_manifest(d) if (d / MANIFEST).is_file() else None
         if m is not None and isinstance(m.get("stage"), str):
             pipe.stages.append(StageOutput(m["stage"], d, m))
-        if (d / "metrics.jsonl").is_file():
+        if (d / METRICS).is_file():
             pipe.runs.append(d)
     pipe.stages.sort(key=_order)
     return pipe
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    """Records of ``RUN/metrics.jsonl``; a torn last line (run still writing) is skipped."""
-    records = []
-    with open(run / "metrics.jsonl", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s/metrics.jsonl: line %d is not JSON; skipped", run, n)
-                continue
-            if isinstance(rec, dict):
-                records.append(rec)
-    return records

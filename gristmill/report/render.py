@@ -8,9 +8,10 @@ from html import escape
 from typing import Any
 
 from gristmill import __version__
+from gristmill.formats.run_metrics import read_metrics
 from gristmill.formats.shard_manifest import is_shard_manifest
 from gristmill.report.ablation import ablation_figure, read_results, table_rows
-from gristmill.report.discover import DOCUMENT_STAGES, Pipeline, read_metrics
+from gristmill.report.discover import DOCUMENT_STAGES, Pipeline
 from gristmill.report.figures import funnel_figure, loss_figure, png_base64
 from gristmill.tokenize.stats import shard_stats
 from gristmill.tokenize.stats_plots import length_histogram, zipf_plot

@@ -22,13 +22,12 @@ from typing import Any
 import torch
 
 from gristmill.errors import ConfigError
+from gristmill.formats.run_metrics import METRICS, read_metrics
 from gristmill.manifest import replace_durably
 from gristmill.progress import PROGRESS_LOGGER
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger(PROGRESS_LOGGER)
-
-METRICS = "metrics.jsonl"
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, by device-name substring.
 _PEAK_BF16 = (("H200", 989.4e12), ("GH200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100", 989.4e12),
@@ -80,20 +79,8 @@ class MetricsLog:
         self._f = self.path.open("a")
 
     def _truncate(self, step: int) -> None:
-        keep = [line for line in self.read(self.path) if line.get("step", 0) <= step]
+        keep = [r for r in read_metrics(self.path.parent) if r.get("step", 0) <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-
-    @staticmethod
-    def read(path: Path) -> list[dict[str, Any]]:
-        """Records of a metrics file (a torn last line, from a kill, is ignored)."""
-        out = []
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -167,7 +154,7 @@ def plot_loss(run: Path) -> Path | None:
     from gristmill.report.figures import loss_figure
     from gristmill.tokenize.stats_plots import save_png
 
-    fig = loss_figure(MetricsLog.read(run / METRICS))
+    fig = loss_figure(read_metrics(run))
     if fig is None:
         return None
     out, tmp = run / "loss.png", run / ".loss.png.tmp"

@@ -22,6 +22,7 @@ from torch import nn
 
 from gristmill.config import to_dict
 from gristmill.errors import ConfigError, GristmillError
+from gristmill.formats.run_metrics import read_metrics
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
 from gristmill.train.config import SourceConfig, TrainConfig
@@ -338,7 +339,7 @@ class _Run:
                 if (f.is_file() and rel.as_posix() != "manifest.json" and rel.parts[0] not in UNMANAGED
                         and not any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts)):
                     self.stage.record(rel.as_posix())
-            records = MetricsLog.read(self.out / "metrics.jsonl")
+            records = read_metrics(self.out)
             last_train = next((r for r in reversed(records) if "loss" in r), {})
             last_val = next((r for r in reversed(records) if "val_loss" in r), {})
             consumed = self.sampler.consumed(step)

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from gristmill.formats.run_metrics import read_metrics
 from gristmill.pipelines.slurm_jobs import FINAL, JobState, job_state
-from gristmill.train.metrics import MetricsLog
 
 REPO = Path(__file__).resolve().parents[2]
 GRISTMILL = [sys.executable, "-m", "gristmill"]
@@ -68,7 +68,7 @@ def cancel_all() -> None:
 
 
 def losses(run: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in MetricsLog.read(run / "metrics.jsonl") if "loss" in r]
+    return [(r["step"], r["loss"]) for r in read_metrics(run) if "loss" in r]
 
 
 def log_lines(log: Path) -> list[str]:

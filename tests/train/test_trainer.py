@@ -15,10 +15,10 @@ import torch
 from click.testing import CliRunner
 
 from gristmill.cli import cli
+from gristmill.formats.run_metrics import read_metrics
 from gristmill.stage import Runtime
 from gristmill.train.config import (CheckpointConfig, DataConfig, LoggingConfig, OptimConfig, ParallelConfig,
                                     ScheduleConfig, SourceConfig, TrainConfig)
-from gristmill.train.metrics import MetricsLog
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, param_groups
 from gristmill.train.trainer import train
@@ -34,7 +34,7 @@ def shards(tmp_path_factory):
 
 
 def losses(run: Path) -> list[float]:
-    return [r["loss"] for r in MetricsLog.read(run / "metrics.jsonl") if "loss" in r]
+    return [r["loss"] for r in read_metrics(run) if "loss" in r]
 
 
 def test_lr_schedules():
@@ -78,7 +78,7 @@ def test_run_directory_contract_up_to_date_and_force(tmp_path, shards):
     files = {o["file"] for o in m["outputs"]}
     assert {"metrics.jsonl", "model.safetensors", "model.json", "tokenizer.json", "loss.png"} <= files
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-0000006"]  # keep = 1
-    recs = MetricsLog.read(run / "metrics.jsonl")
+    recs = read_metrics(run)
     steps = [r for r in recs if "loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 7))
     assert all(r["tokens_per_s"] > 0 and r["lr"] > 0 and r["grad_norm"] > 0 for r in steps)
@@ -111,7 +111,7 @@ def test_mixture_and_document_aligned_windows(tmp_path, shards):
                               SourceConfig(name="b", path=other, weight=1.0)))
     cfg = TrainConfig(max_steps=5, data=mix, **FAST)
     result = train(None, tmp_path / "run", cfg, Runtime())
-    recs = MetricsLog.read(tmp_path / "run" / "metrics.jsonl")
+    recs = read_metrics(tmp_path / "run")
     assert all(sum(r["mix"].values()) == 8 for r in recs if "mix" in r)
     assert result.manifest["windows_seen"] == {"a": 30, "b": 10}
     val = [r for r in recs if "val_loss" in r][-1]
@@ -154,7 +154,7 @@ def test_cli_trains_and_refuses_an_incompatible_resume(tmp_path, shards):
     assert r.exit_code == 2 and "past max_steps 2" in r.output
     r = CliRunner().invoke(cli, [*args[:-1], "5"])  # more steps: continues from step 3
     assert r.exit_code == 0, r.output
-    assert [x["step"] for x in MetricsLog.read(run / "metrics.jsonl") if "loss" in x] == [1, 2, 3, 4, 5]
+    assert [x["step"] for x in read_metrics(run) if "loss" in x] == [1, 2, 3, 4, 5]
 
 
 def _cmd(shards: Path, run: Path, *extra: str) -> list[str]:
