@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -14,24 +13,18 @@ from rich.table import Table
 from gristmill import clikit
 from gristmill.stage import StageResult
 from gristmill.tokenize.presets import PRESET_NAMES
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
+from gristmill.units import BYTE_SIZE_HELP, parse_byte_size
 
 class ByteSize(click.ParamType):
-    """A size such as ``2GB``, ``500MB``, ``1.5GiB`` or ``1000000`` (decimal units unless ``iB``)."""
+    """A size in bytes such as ``2GB``, ``500MB``, ``1.5GiB`` or ``1000000`` (see :mod:`gristmill.units`)."""
 
     name = "SIZE"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
-        unit = m.group(2).lower() if m else ""
-        if not m or unit not in _UNITS:
-            self.fail(f"{value!r} is not a size like 2GB, 500MB, 1.5GiB or 1000000", param, ctx)
-        return int(float(m.group(1)) * _UNITS[unit])
+        try:
+            return parse_byte_size(value if isinstance(value, int) else str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.group()
@@ -72,7 +65,7 @@ def _train_summary(result: StageResult) -> str:
               help="Extra special tokens (ids right after <|endoftext|> and <|pad|>). Repeatable.")
 @click.option("--pad/--no-pad", "pad_token", default=None, help="Add <|pad|> (id 1).")
 @click.option("--max-bytes", type=ByteSize(), default=None,
-              help="Train on a seeded uniform sample of documents up to this much text (2GB, 500MB).")
+              help=f"Train on a seeded uniform sample of documents up to this much text (2GB, 500MB; {BYTE_SIZE_HELP}).")
 @click.option("--seed", type=int, default=None, help="Seed of the --max-bytes sample. [default: 0]")
 @click.option("--min-frequency", type=click.IntRange(min=1), default=None,
               help="Merge only pairs seen at least this often. [default: 2]")
@@ -163,7 +156,7 @@ def _eval_text(report: dict) -> str:
 @click.option("--compare", multiple=True, metavar="TOKENIZER|cl100k",
               help="Side by side with another tokenizer.json, or cl100k (GPT-4's). Repeatable.")
 @click.option("--max-bytes", type=ByteSize(), default=None,
-              help="Evaluate on a seeded uniform sample of documents up to this much text.")
+              help=f"Evaluate on a seeded uniform sample of documents up to this much text ({BYTE_SIZE_HELP}).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of that sample.")
 @click.option("--longest", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many of the longest tokens to list.")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -43,27 +42,17 @@ from gristmill.tokenize.shard_assembly import (SplitState, SplitWriter, load_pro
 from gristmill.tokenize.shard_units import (EncodeSpec, Unit, encode_unit, meta_file, plan_units,
                                             read_meta, unit_file, verification_sample)
 from gristmill.tokenize.split import SPLITS
+from gristmill.units import parse_token_count
 
 log = logging.getLogger(__name__)
 
 MAX_SHARD_TOKENS = 2**31 - 1  # Arrow list offsets are int32
 WORK_DIR = ".work"
-_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
-
-
-def parse_count(value: int | str) -> int:
-    """``100M`` -> 100_000_000 (also K, G/B, underscores and plain integers)."""
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*([kKmMgGbB]?)\s*", value)
-    if not m:
-        raise ValueError(f"not a token count: {value!r} (e.g. 100M, 2G, 500000)")
-    return int(float(m.group(1).replace("_", "")) * _SUFFIXES[m.group(2).upper()])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ShardsConfig:
-    """How documents become shards. ``shard_tokens`` accepts ``"100M"``-style strings."""
+    """How documents become shards. ``shard_tokens`` is a token count: ``"100M"``, ``"1B"`` (a billion)."""
 
     shard_tokens: int | str = 100_000_000
     val_fraction: float = 0.005
@@ -71,7 +60,7 @@ class ShardsConfig:
     format: Literal["arrow", "megatron"] = "arrow"
 
     def __post_init__(self) -> None:
-        n = parse_count(self.shard_tokens)
+        n = parse_token_count(self.shard_tokens)
         if not 1 <= n <= MAX_SHARD_TOKENS:
             raise ValueError(f"shard_tokens must be in [1, 2**31 - 1], got {n}")
         object.__setattr__(self, "shard_tokens", n)

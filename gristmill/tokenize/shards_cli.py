@@ -9,6 +9,7 @@ import click
 from gristmill import clikit
 from gristmill.errors import CheckFailed
 from gristmill.stage import StageResult
+from gristmill.units import TOKEN_COUNT_HELP
 
 
 @click.group()
@@ -34,7 +35,7 @@ def _summary(result: StageResult) -> str:
               help="tokenizer.json (or a directory holding one).")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory for the shards and manifest.json.")
-@click.option("--shard-tokens", default=None, help="Tokens per shard, e.g. 100M [100M]; at most 2^31-1.")
+@click.option("--shard-tokens", default=None, help=f"Tokens per shard, e.g. 100M [100M]; at most 2^31-1 ({TOKEN_COUNT_HELP}).")
 @click.option("--val-fraction", type=click.FloatRange(0, 1), default=None,
               help="Share of documents in the validation split [0.005].")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the train/val split [0].")

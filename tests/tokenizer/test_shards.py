@@ -9,7 +9,7 @@ import pytest
 from gristmill.stage import Runtime
 from gristmill.tokenize.encoder import load_encoder
 from gristmill.tokenize.megatron import read_index, read_sequence
-from gristmill.tokenize.shards import ShardsConfig, parse_count, write_shards
+from gristmill.tokenize.shards import ShardsConfig, write_shards
 from gristmill.tokenize.split import val_mask
 from tests.tokenizer.shards_fixtures import (make_big_vocab_tokenizer, make_docs, make_tokenizer,
                                              write_docs)
@@ -135,12 +135,6 @@ def test_same_bytes_with_one_worker_and_uint32_for_big_vocab(tmp_path):
     t = read_shard(tmp_path / "a" / "train-00000.arrow")
     assert t.schema.field("input_ids").type == pa.list_(pa.uint32())
     assert t["input_ids"][0].as_py()[-1] == 69_999       # EOS id above 65535 survives
-
-
-@pytest.mark.parametrize("text,expected", [("100M", 100_000_000), ("2G", 2_000_000_000),
-                                           ("1_500", 1500), ("64k", 64_000), ("1.5M", 1_500_000)])
-def test_parse_count(text, expected):
-    assert parse_count(text) == expected
 
 
 @pytest.mark.parametrize("bad", [dict(shard_tokens=0), dict(shard_tokens=2**31), dict(shard_tokens="lots"),

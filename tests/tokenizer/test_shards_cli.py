@@ -38,6 +38,8 @@ def test_write_json_then_verify(inputs, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--shard-tokens", "lots"], "not a token count"),
     (["--shard-tokens", "3G"], "shard_tokens must be"),
+    (["--shard-tokens", "3B"], "shard_tokens must be in [1, 2**31 - 1], got 3000000000"),  # B: a billion
+    (["--shard-tokens", "1GB"], "not a token count"),
     (["--val-fraction", "2"], "val-fraction"),
 ])
 def test_bad_options_exit_2(inputs, tmp_path, args, message):

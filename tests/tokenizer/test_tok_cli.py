@@ -61,7 +61,7 @@ def test_train_to_a_file_writes_a_sidecar_and_touches_nothing_else(data, tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (["--vocab-size", "100"], "vocab-size"),
-    (["--max-bytes", "lots"], "not a size"),
+    (["--max-bytes", "lots"], "not a size in bytes: 'lots'"),
     (["--preset", "llama"], "preset"),
     (["--special-tokens", "<|endoftext|>"], "distinct"),
 ])
