@@ -167,14 +167,15 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
 
 
 def data_script(cfg: SlurmConfig, *, pipeline: Path, root: Path, to_stage: str, workdir: Path,
-                log_dir: Path, scheduler: str | None = None) -> str:
+                log_dir: Path, scheduler: str | None = None, command: Sequence[str] | None = None) -> str:
     """The sbatch script that runs the pipeline's data stages on one node, under ``root``
-    (the same root the training job reads from, whatever the file's own ``root`` says)."""
+    (the same root the training job reads from, whatever the file's own ``root`` says).
+    ``command``: another gristmill command line in its place (``gristmill ablate`` runs an arm's)."""
     lines = ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={cfg.data_cpus}",
              f"#SBATCH --time={cfg.data_time}"]
     if cfg.data_mem:
         lines.append(f"#SBATCH --mem={cfg.data_mem}")
-    run = ["gristmill", "run", str(pipeline), "-o", str(root), "--to", to_stage]
+    run = list(command) if command else ["gristmill", "run", str(pipeline), "-o", str(root), "--to", to_stage]
     run += ["--scheduler", scheduler] if scheduler else ["--workers", '"$SLURM_CPUS_PER_TASK"']
     cmd = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in run)
     body = [*_prologue(cfg, workdir), 'export TOKENIZERS_PARALLELISM=false', "", cmd]
