@@ -6,7 +6,6 @@ Summaries go to stderr; ``--json`` prints exactly one JSON object on stdout.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,7 +81,3 @@ def default_summary(result: StageResult) -> str:
         for reason, n in counts["removed"].items():
             lines.append(f"  removed {n:,} {reason}")
     return "\n".join(lines)
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

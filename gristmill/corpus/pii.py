@@ -29,8 +29,6 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 
-KINDS = ("email", "ip", "phone")
-
 # Regexes start with a character class, not a look-behind, so the engine can skip ahead
 # fast; the "not glued to a word" checks on the left are done on each match instead.
 EMAIL_DOMAIN_RE = re.compile(r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w-])")

@@ -140,7 +140,3 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("train", "06-train", "gristmill.train.trainer:train",
               "gristmill.train.config:TrainConfig", _train_inputs, _call_train, data=False),
 )
-
-
-def by_name(registry: Sequence[StageSpec]) -> dict[str, StageSpec]:
-    return {s.name: s for s in registry}

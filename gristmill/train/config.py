@@ -165,10 +165,6 @@ class LoggingConfig:
             raise ValueError("log_every must be >= 1 and val_every >= 0")
 
 
-# Fields that fix what a checkpoint means: a run may only resume with the same values.
-RESUME_KEYS = ("model", "model_overrides", "seq_len", "batch_tokens", "seed", "data")
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainConfig:
     """Everything that decides what a training run computes (``[train]``)."""
