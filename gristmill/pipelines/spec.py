@@ -105,7 +105,7 @@ def load_pipeline(path: str | Path, *, root: Path | None = None,
             next(s for s in registry if s.name == name).inputs(layout, name)
         except ConfigError:
             raise
-        except Exception as e:  # a stage whose producer is not in the list
+        except GristmillError as e:  # a stage whose producer is not in the list (anything else is a bug)
             raise loc.error("pipeline", "stages", str(e)) from None
     cluster = loc.build(ClusterConfig, doc, "cluster", overrides=cluster_overrides)
     slurm = loc.build(SlurmConfig, doc, "slurm")

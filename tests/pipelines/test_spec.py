@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -108,3 +109,13 @@ def test_scheduler_address_implies_scheduler_kind(tmp):
     pipe = load_text(tmp, GOOD.replace("workers = 2", 'scheduler = "tcp://127.0.0.1:8786"'))
     assert pipe.cluster.kind == "scheduler"
     assert "needs scheduler" in error_of(tmp, GOOD.replace("workers = 2", 'kind = "scheduler"'))
+
+
+def test_a_bug_in_a_stage_is_not_reported_as_a_config_error(tmp):
+    # Only the project's own errors become "[pipeline] stages" errors; a bug keeps its traceback.
+    def broken(layout, stage):
+        raise KeyError("a bug")
+    registry = (dataclasses.replace(FAKE_STAGES[0], inputs=broken), *FAKE_STAGES[1:])
+    (tmp / "p.toml").write_text(GOOD)
+    with pytest.raises(KeyError, match="a bug"):
+        load_pipeline(tmp / "p.toml", registry=registry)
