@@ -6,20 +6,51 @@ with matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import logging
 import math
+import unicodedata
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.cells import cell_len
 
 from gristmill.errors import InputError
+from gristmill.tokenize.bytelevel import token_to_bytes
 from gristmill.train.model import apply_rope
 from gristmill.train.run import LoadedRun
 
+log = logging.getLogger(__name__)
 
 def show_token(s: str) -> str:
     """A token's text with invisible characters made visible (spaces as ·, newlines as \\n)."""
     return s.replace(" ", "·").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
+def token_text(run: LoadedRun, token_id: int) -> str:
+    """One token's text for display. A byte-level token that is a piece of a UTF-8 character
+    (common in Chinese: three bytes a character) shows its bytes escaped (``\\xe7\\x96``), as
+    `tokenizer show` prints it; decoding it alone would give U+FFFD, the same for every piece."""
+    token = run.tokenizer.id_to_token(token_id)
+    data = None if token is None else token_to_bytes(token)
+    if data is None:  # not spelled in the byte-level alphabet: the tokenizer's own decoding
+        return run.token_str(token_id)
+    return "".join(_escape_control(c) for c in data.decode("utf-8", errors="backslashreplace"))
+
+
+def _escape_control(c: str) -> str:
+    """Control characters and line separators (the byte tokens 0x00-0x1f among them) escaped:
+    printed raw they move the cursor or break a table row; \\n, \\t and \\r are left to show_token."""
+    if c in "\n\t\r" or unicodedata.category(c) not in ("Cc", "Zl", "Zp"):
+        return c
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def pad_cells(s: str, width: int) -> str:
+    """``s`` padded with spaces to ``width`` terminal cells: a CJK character takes two cells, so
+    ``str.ljust`` (which counts characters) would push the next column out of line."""
+    return s + " " * max(0, width - cell_len(s))
 
 
 def _context(run: LoadedRun, text: str) -> list[int]:
@@ -64,7 +95,7 @@ def next_token(run: LoadedRun, text: str, *, top: int = 10, temperature: float =
     last = logits[0, -1].float()  # (V,)
     probs, probs_t = last.softmax(-1), (last / temperature).softmax(-1)
     order = torch.topk(probs, min(top, probs.numel())).indices.tolist()
-    cands = tuple(Candidate(i, run.token_str(i), float(probs[i]), float(probs_t[i])) for i in order)
+    cands = tuple(Candidate(i, token_text(run, i), float(probs[i]), float(probs_t[i])) for i in order)
     return NextToken(len(ids), temperature, entropy_bits(probs), entropy_bits(probs_t), cands)
 
 
@@ -98,7 +129,7 @@ def word_vector(run: LoadedRun, word: str) -> WordVector:
     ids = bare if len(bare) < len(spaced) else spaced
     emb = run.model.embed_tokens.weight
     vec = emb[torch.tensor(ids, device=emb.device)].float().mean(0)
-    return WordVector(word, tuple(ids), tuple(run.token_str(i) for i in ids), vec)
+    return WordVector(word, tuple(ids), tuple(token_text(run, i) for i in ids), vec)
 
 
 def neighbours(run: LoadedRun, vector: torch.Tensor, *, k: int, exclude: set[int]) -> list[Neighbour]:
@@ -110,7 +141,7 @@ def neighbours(run: LoadedRun, vector: torch.Tensor, *, k: int, exclude: set[int
     if exclude:
         sims[torch.tensor(sorted(exclude), device=sims.device)] = -math.inf
     top = torch.topk(sims, min(k, int(torch.isfinite(sims).sum())))
-    return [Neighbour(i, run.token_str(i), float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
+    return [Neighbour(i, token_text(run, i), float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
 
 
 def nearest(run: LoadedRun, word: str, *, k: int = 10) -> tuple[WordVector, list[Neighbour]]:
@@ -201,7 +232,7 @@ def attention(run: LoadedRun, text: str, *, layer: int, head: int) -> AttentionM
     scores = (q @ k.transpose(-1, -2))[0, 0].float() / math.sqrt(D)      # (T, T)
     causal = torch.ones(T, T, dtype=torch.bool, device=scores.device).tril()
     weights = scores.masked_fill(~causal, -math.inf).softmax(-1)
-    return AttentionMap(layer, head, tuple(run.token_str(i) for i in ids), weights.cpu())
+    return AttentionMap(layer, head, tuple(token_text(run, i) for i in ids), weights.cpu())
 
 
 def plot_attention(amap: AttentionMap, out: Path, title: str = "") -> None:
@@ -223,19 +254,49 @@ def plot_attention(amap: AttentionMap, out: Path, title: str = "") -> None:
     _save(fig, out)
 
 
+# Fonts with Chinese glyphs, by the family names their packages install (Linux, macOS, Windows).
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+                 "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN",
+                 "PingFang SC", "Hiragino Sans GB", "Heiti SC", "Microsoft YaHei", "SimHei")
+
+
 def _pyplot():  # type: ignore[no-untyped-def]
     import matplotlib
     matplotlib.use("Agg")  # files only, no display; safe on servers and in tests
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+    # DejaVu Sans has no Chinese: tick labels of Chinese tokens would be empty boxes. Matplotlib
+    # falls back glyph by glyph along font.family, so installed CJK fonts go after it.
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    cjk = [f for f in _CJK_FAMILIES if f in installed]
+    plt.rcParams["font.family"] = ["DejaVu Sans", *cjk]
     return plt
+
+
+def _warn_missing_glyphs(caught: list[warnings.WarningMessage]) -> None:
+    """One line for all the glyphs matplotlib found no font for (it warns once per character);
+    other warnings are passed on."""
+    missing = [w for w in caught if "missing from font" in str(w.message)]
+    for w in caught:
+        if w not in missing:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if missing:
+        import matplotlib
+        log.warning("%d characters have no glyph in the installed fonts and show as boxes in the plot; for "
+                    "Chinese install a CJK font (Debian: apt-get install fonts-noto-cjk), then delete "
+                    "matplotlib's font list %s/fontlist-*.json so that it is found",
+                    len({str(w.message) for w in missing}), matplotlib.get_cachedir())
 
 
 def _save(fig, out: Path) -> None:  # type: ignore[no-untyped-def]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.tight_layout()
-        fig.savefig(out, dpi=120)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.tight_layout()
+            fig.savefig(out, dpi=120)
+        _warn_missing_glyphs(caught)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot write plot {out}: {e}") from None
     finally:

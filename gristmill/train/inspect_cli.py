@@ -118,7 +118,7 @@ def next_token_cmd(run_dir: Path, text: str, top: int, temperature: float, devic
     Example:
       gristmill inspect next-token runs/demo "And God said, Let there be" --top 5 --temperature 0.7
     """
-    from gristmill.train.inspect import next_token, show_token
+    from gristmill.train.inspect import next_token, pad_cells, show_token
 
     result = next_token(_load(run_dir, device), text, top=top, temperature=temperature)
     if as_json:
@@ -129,7 +129,7 @@ def next_token_cmd(run_dir: Path, text: str, top: int, temperature: float, devic
         return
     click.echo(f"{'rank':>4}  {'id':>6}  {'token':<20} {'p':>8} {f'p@{temperature:g}':>8}")
     for rank, c in enumerate(result.candidates, 1):
-        click.echo(f"{rank:>4}  {c.id:>6}  {show_token(c.token)!s:<20} {c.prob:>8.4f} {c.prob_t:>8.4f}")
+        click.echo(f"{rank:>4}  {c.id:>6}  {pad_cells(show_token(c.token), 20)} {c.prob:>8.4f} {c.prob_t:>8.4f}")
     echo_err(f"context {result.context_tokens} tokens · entropy {result.entropy_bits:.2f} bits "
              f"(at T={temperature:g}: {result.entropy_bits_t:.2f} bits)")
 
@@ -202,12 +202,12 @@ def _say_word(wv: Any, report: dict[str, Any]) -> None:
 
 
 def _neighbours(found: list[Any], as_json: bool, header: str) -> list[dict[str, Any]]:
-    from gristmill.train.inspect import show_token
+    from gristmill.train.inspect import pad_cells, show_token
 
     if not as_json:
         click.echo(header)
         for n in found:
-            click.echo(f"  {n.cosine:+.3f}  {show_token(n.token):<20} (id {n.id})")
+            click.echo(f"  {n.cosine:+.3f}  {pad_cells(show_token(n.token), 20)} (id {n.id})")
     return [{"id": n.id, "token": n.token, "cosine": n.cosine} for n in found]
 
 
@@ -232,7 +232,7 @@ def attention_cmd(run_dir: Path, text: str, layer: int, head: int, plot: Path | 
     """
     import torch
 
-    from gristmill.train.inspect import attention, plot_attention, show_token
+    from gristmill.train.inspect import attention, pad_cells, plot_attention, show_token
 
     amap = attention(_load(run_dir, device), text, layer=layer, head=head)
     if plot:
@@ -246,7 +246,7 @@ def attention_cmd(run_dir: Path, text: str, layer: int, head: int, plot: Path | 
             row = amap.weights[i]
             top = torch.topk(row, min(3, i + 1))
             links = "  ".join(f"{show_token(amap.tokens[j])}:{w:.2f}" for w, j in zip(top.values.tolist(), top.indices.tolist()))
-            click.echo(f"{i:>4} {show_token(tok):<16} -> {links}")
+            click.echo(f"{i:>4} {pad_cells(show_token(tok), 16)} -> {links}")
 
 
 @click.group()

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from gristmill.errors import InputError
+from gristmill.train.inspect import token_text
 from gristmill.train.run import LoadedRun
 
 
@@ -84,7 +85,7 @@ def context(run: LoadedRun, word: str, sentences: list[str]) -> ContextReport:
         ids, pos = word_span(run, s, word)
         states = hidden_states(run, ids)[:, pos].mean(1)  # (L+1, C)
         tok = tuple(ids[p] for p in pos)
-        found.append(WordInContext(s, tok, tuple(run.token_str(i) for i in tok), states))
+        found.append(WordInContext(s, tok, tuple(token_text(run, i) for i in tok), states))
     ref = found[0].states
     cos = torch.stack([torch.nn.functional.cosine_similarity(w.states, ref, dim=-1) for w in found], dim=1)
     return ContextReport(word, tuple(found), cos)
