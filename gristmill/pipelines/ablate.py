@@ -63,6 +63,7 @@ def run_ablation(abl: Ablation, say: Say = log.info) -> list[dict[str, Any]]:
         say(f"held-out text: {n:,} documents carved out of the raw input into {abl.heldout}")
     rows = [measure_arm(name, pipe, abl.heldout, abl.section.max_bytes, abl.out / "arms", say)
             for name, pipe in abl.arms.items()]
+    abl.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(abl.out / "results.json", {"heldout": str(abl.heldout), "carved": abl.carved,
                                                  "arms": rows})
     atomic_write_bytes(abl.out / "results.txt", (format_table(rows) + "\n").encode("utf-8"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -234,3 +235,15 @@ def test_too_few_kept_checkpoints_is_one_line(tmp_path):
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
     assert r.output.strip() == ("Error: ablate: [train.checkpoint] keep = 2 keeps only the newest checkpoints; "
                                 "set keep = 3 (max_steps // every + 1) so each arm is measured at every one")
+
+
+def test_slurm_after_a_finished_run_submits_only_the_measuring(done, tmp_path, monkeypatch):
+    from gristmill.pipelines.ablate_slurm import submit_ablation
+
+    abl, _, _ = done
+    (tmp_path / "sbatch").write_text(f'#!/bin/bash\necho "$*" >> {tmp_path}/calls\necho 7\n')
+    (tmp_path / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    jobs = submit_ablation(abl, workdir=tmp_path, say=lambda m: None)
+    assert [(j.kind, j.job_id) for j in jobs] == [("measure", "7")]
+    assert (tmp_path / "calls").read_text().split() == ["--parsable", str(abl.out / "slurm" / "measure.sbatch")]
