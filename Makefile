@@ -6,8 +6,9 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
+DEMO_ZH_DIR ?= demo-zh-output
 
-.PHONY: demo test test-cluster install install-test bench clean
+.PHONY: demo demo-zh test test-cluster install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/gristmill demo -o $(DEMO_DIR)
+
+# The same on classical Chinese poetry and prose (gristmill/data/zh/).
+demo-zh: install
+	$(BIN)/gristmill demo --corpus zh -o $(DEMO_ZH_DIR)
 
 test: install-test
 	$(BIN)/python -m pytest -q -m "not cluster"
