@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ from gristmill.tokenize.vocab import load_vocab
 # Alternating backgrounds, so neighbouring tokens are told apart on a terminal.
 _COLOURS = ("on dark_blue", "on dark_green", "on dark_magenta", "on dark_cyan", "on grey30")
 _VISIBLE = {"\n": "↵", "\r": "␍", "\t": "→", "\x00": "␀"}
+
+
+def escape_control(c: str) -> str:
+    """A control character or line separator (other than newline, tab, CR) escaped as ``\\x1b``:
+    printed raw it moves the cursor or breaks a table row."""
+    if c in "\n\t\r" or unicodedata.category(c) not in ("Cc", "Zl", "Zp"):
+        return c
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +38,7 @@ class Piece:
 
     @property
     def visible(self) -> str:
-        return "".join(_VISIBLE.get(c, c) for c in self.text)
+        return "".join(_VISIBLE.get(c) or escape_control(c) for c in self.text)
 
     @property
     def line_breaks(self) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.cells import cell_len
 
 from gristmill.errors import InputError
 from gristmill.tokenize.bytelevel import token_to_bytes
+from gristmill.tokenize.show import escape_control
 from gristmill.train.model import apply_rope
 from gristmill.train.run import LoadedRun
 
@@ -36,15 +36,7 @@ def token_text(run: LoadedRun, token_id: int) -> str:
     data = None if token is None else token_to_bytes(token)
     if data is None:  # not spelled in the byte-level alphabet: the tokenizer's own decoding
         return run.token_str(token_id)
-    return "".join(_escape_control(c) for c in data.decode("utf-8", errors="backslashreplace"))
-
-
-def _escape_control(c: str) -> str:
-    """Control characters and line separators (the byte tokens 0x00-0x1f among them) escaped:
-    printed raw they move the cursor or break a table row; \\n, \\t and \\r are left to show_token."""
-    if c in "\n\t\r" or unicodedata.category(c) not in ("Cc", "Zl", "Zp"):
-        return c
-    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    return "".join(escape_control(c) for c in data.decode("utf-8", errors="backslashreplace"))
 
 
 def pad_cells(s: str, width: int) -> str:
