@@ -8,6 +8,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gristmill.corpus import normalize as normalize_mod
 from gristmill.corpus.normalize import FIXES, NormalizeConfig, normalize
 
 CFG = NormalizeConfig()
@@ -73,3 +74,62 @@ def test_idempotent_and_clean(text: str) -> None:
 @given(_ANY)
 def test_idempotent_and_clean_without_mojibake_fix(text: str) -> None:
     _check_clean(text, dataclasses.replace(CFG, fix_mojibake=False))
+
+
+# --- the mojibake pre-check must agree with ftfy's own test exactly -----------------------
+
+def _named_chars() -> str:
+    named, _ = normalize_mod._mojibake_regexes()
+    return "".join(c for c in map(chr, range(0x80, 0x3000)) if named.fullmatch(c))
+
+
+def test_every_badness_alternative_needs_a_named_character() -> None:
+    # The pre-check skips texts without the characters ftfy's regex names; that is sound only
+    # if no alternative can match without one, and windows only if matches stay short.
+    import re._constants as C
+    import re._parser as parser
+
+    from ftfy.badness import BADNESS_RE
+
+    named, _ = normalize_mod._mojibake_regexes()
+
+    def only_named(op, av) -> bool:
+        if op is C.LITERAL:
+            return bool(named.fullmatch(chr(av)))
+        if op is C.IN:
+            members = []
+            for kind, value in av:
+                if kind is C.LITERAL:
+                    members.append(chr(value))
+                elif kind is C.RANGE:
+                    members += [chr(value[0]), chr(value[1])]
+                else:  # NEGATE, CATEGORY (\w, \s): could match an unnamed character
+                    return False
+            return all(named.fullmatch(c) for c in members)
+        return False
+
+    tree = parser.parse(BADNESS_RE.pattern, BADNESS_RE.flags)
+    (op, (_, branches)), = tree.data
+    assert op is C.BRANCH and len(branches) > 30
+    for branch in branches:
+        assert any(only_named(o, a) for o, a in branch.data), branch  # a mandatory named character
+    assert tree.getwidth()[1] < normalize_mod.MOJIBAKE_REACH
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(list(_named_chars()) + list("aAzZ.,!? \n\t0é€Ã")), max_size=60),
+       st.text(max_size=40))
+def test_mojibake_precheck_equals_ftfy(named: list[str], other: str) -> None:
+    from ftfy.badness import is_bad
+
+    for text in ("".join(named), other + "".join(named), "".join(named) + other, "x" * 30 + "".join(named)):
+        assert normalize_mod.looks_like_mojibake(text) == is_bad(text)
+
+
+def test_mojibake_is_still_fixed_anywhere_in_a_long_text() -> None:
+    cfg = NormalizeConfig()
+    long = "Plain words. " * 2000
+    for text in ("cafÃ© " + long, long + " cafÃ©", long[:9000] + " Ã© " + long):
+        fixed, fixes = normalize(text, cfg)
+        assert "mojibake" in fixes and "Ã" not in fixed and "é" in fixed
+    assert "mojibake" not in normalize("it’s — “quoted” " + long, cfg)[1]  # curly quotes are fine
