@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gristmill.corpus.rules.gopher import (GopherQualityConfig, GopherRepetitionConfig, gopher_quality,
                                            gopher_repetition)
@@ -202,3 +204,14 @@ def test_ngram_shortcut_gives_the_same_failures_on_demo_and_built_texts() -> Non
         assert got == _repetition_reference(stats, cfg), text[:80]
         fired += bool(got)
     assert 0 < fired < len(texts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab .,;-'\\\"()\n\t\u00a0\u2003\u3000\x1c\x1f\x85"
+                                              "é一二。，「」《ภา")), max_size=80))
+def test_words_are_the_regex_tokens_stripped(text: str) -> None:
+    # the str.split fast path must find exactly the words of the defining regex
+    from gristmill.corpus.rules.text_stats import _STRIP, WORD_RE
+
+    expected = [w for w in (t.strip(_STRIP) for t in WORD_RE.findall(text)) if w]
+    assert TextStats(text).words == expected

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import string
 from functools import cached_property
+from itertools import repeat
 
 import numpy as np
 
@@ -72,7 +73,11 @@ class TextStats:
 
     @cached_property
     def words(self) -> list[str]:
-        return [w for w in (t.strip(_STRIP) for t in WORD_RE.findall(self.text)) if w]
+        text = self.text
+        # Without an unsegmented character WORD_RE's tokens are the whitespace-separated ones
+        # (``\s`` and str.split agree on what is whitespace), and str.split is ~5x faster.
+        tokens = text.split() if text.isascii() or not UNSEGMENTED_RE.search(text) else WORD_RE.findall(text)
+        return list(filter(None, map(str.strip, tokens, repeat(_STRIP))))
 
     @cached_property
     def n_words(self) -> int:
