@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from gristmill.cli import cli
 from gristmill.pipelines import stages
+from tests.expect import one_line_error
 from tests.pipelines.fakes import FAKE_STAGES
 from tests.pipelines.test_runner import write_pipeline
 
@@ -69,7 +70,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [f"Error: {p}:6: [read] min_chars: expected an integer, got 'x'"]
     r = invoke("run", str(write_pipeline(tmp_path)), "--from", "case")
-    assert r.exit_code == 2 and "needs" in r.stderr and "Traceback" not in r.stderr
+    one_line_error(r, 2, "needs")
     r = invoke("status", str(tmp_path / "missing.toml"))
     assert r.exit_code == 2 and "pipeline file not found" in r.stderr
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.safety.expect import one_line_error
+from tests.expect import one_line_error
 from tests.tokenizer.shards_fixtures import write_docs
 
 

@@ -13,7 +13,7 @@ import pytest
 from gristmill.corpus.documents import part_files, removed_files, write_table
 from gristmill.errors import InputError
 from gristmill.formats.stage_inputs import InputMismatch, listed_parts
-from tests.safety.expect import one_line_error
+from tests.expect import one_line_error
 from tests.tokenizer.shards_fixtures import make_docs, write_docs
 
 STAGES = {

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from gristmill.cli import cli
 from gristmill.manifest import sha256_file
+from tests.expect import one_line_error
 from tests.tokenizer.helpers import demo_docs, write_dataset
 
 
@@ -67,7 +68,7 @@ def test_train_to_a_file_writes_a_sidecar_and_touches_nothing_else(data, tmp_pat
 ])
 def test_train_bad_options_exit_2(data, tmp_path, args, message):
     r = invoke("tokenizer", "train", str(data), "-o", str(tmp_path / "t"), *args)
-    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    one_line_error(r, 2, message)
 
 
 def test_train_missing_input_and_bad_config_exit_2(tmp_path, data):

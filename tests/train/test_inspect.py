@@ -13,6 +13,7 @@ from gristmill.cli import cli
 from gristmill.errors import InputError
 from gristmill.train import inspect as ins
 from gristmill.train.run import load_run
+from tests.expect import one_line_error
 from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,7 +178,7 @@ def test_generate_command_streams_greedy_text(run_dir):
 
 def test_generate_command_errors_are_one_line(run_dir, tmp_path):
     bad = invoke("generate", run_dir, "--temperature", -1)
-    assert bad.exit_code == 2 and "temperature" in bad.output and "Traceback" not in bad.output
+    one_line_error(bad, 2, "temperature")
     missing = invoke("generate", tmp_path / "nope")
     assert missing.exit_code == 2 and "run directory not found" in missing.output
     empty = tmp_path / "empty"

@@ -22,6 +22,7 @@ from gristmill.train.config import (CheckpointConfig, DataConfig, LoggingConfig,
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, param_groups
 from gristmill.train.trainer import train
+from tests.expect import one_line_error
 from tests.train.shardkit import demo_shards, random_shards
 
 FAST = dict(seq_len=16, batch_tokens=128, parallel=ParallelConfig(threads=1),
@@ -121,7 +122,7 @@ def test_mixture_and_document_aligned_windows(tmp_path, shards):
 def test_cli_errors_exit_2_without_traceback(tmp_path, shards):
     runner = CliRunner()
     r = runner.invoke(cli, ["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")])
-    assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
+    one_line_error(r, 2, "not found")
     r = runner.invoke(cli, ["train", "--data", str(shards), "-o", str(tmp_path / "r"), "--seq-len", "16",
                             "--batch-tokens", "100"])
     assert r.exit_code == 2 and "multiple of seq_len" in r.output
