@@ -86,7 +86,8 @@ def plot_arms(abl: Ablation, rows: list[dict[str, Any]], out: Path) -> None:
     from gristmill.report.ablation import ablation_figure
     from gristmill.tokenize.stats_plots import save_png
 
-    fig = ablation_figure(rows, f"ablation {abl.path.name}: held-out {abl.heldout.name}")
+    held = "a held-out set carved out of the input" if abl.carved else f"held-out {abl.heldout.name}"
+    fig = ablation_figure(rows, f"ablation {abl.path.name}: {held}")
     buf = io.BytesIO()
     save_png(fig, buf)
     atomic_write_bytes(out, buf.getvalue())
