@@ -112,3 +112,22 @@ def test_heldout_and_fraction_are_exclusive(tmp_path):
     assert r.exit_code == 2 and r.output.startswith("Error: ablate: give either heldout")
     assert isinstance(r.exception, SystemExit)
 
+
+
+def test_is_heldout_is_a_uniform_function_of_the_id():
+    ids = [f"doc-{i}" for i in range(20_000)]
+    picked = [i for i in ids if is_heldout(i, 0.05)]
+    assert 900 < len(picked) < 1100  # 5 % of 20,000 = 1,000; a binomial sd of 31
+    assert picked == [i for i in reversed(ids) if is_heldout(i, 0.05)][::-1]  # order plays no part
+    assert set(picked) <= {i for i in ids if is_heldout(i, 0.2)}  # a larger fraction holds a smaller one
+    assert not any(is_heldout(i, 0.0) for i in ids[:100])
+
+
+def test_shipped_example_shares_ingest_across_its_three_arms(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    abl = load_ablation(repo / "pipelines" / "ablate-demo.toml", root=tmp_path)
+    assert list(abl.arms) == ["raw", "dedup", "clean"] and abl.carved
+    assert len({pipe.layout.dir("ingest") for pipe in abl.arms.values()}) == 1
+    assert abl.arms["clean"].configs["clean"].profile == "books"
+    assert {pipe.configs["ingest"].heldout_fraction for pipe in abl.arms.values()} == {0.02}
+    assert abl.heldout == tmp_path / "ablate" / "heldout"
