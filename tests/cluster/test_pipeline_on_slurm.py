@@ -11,7 +11,7 @@ import pytest
 from gristmill.manifest import read_manifest
 from gristmill.pipelines.slurm_jobs import read_jobs
 from tests.cluster.slurmkit import gristmill, log_lines, wait_final
-from tests.pipelines.test_e2e import DATA_STAGES, REDUCED, digests, small_corpus  # noqa: F401 (a fixture)
+from tests.pipelines.test_e2e import DATA_STAGES, REDUCED, digests
 
 pytestmark = pytest.mark.cluster
 
@@ -37,8 +37,8 @@ def _status(p: Path, root: Path) -> dict[str, dict]:
     return {row["stage"]: row for row in json.loads(out.stdout)["stages"]}
 
 
-def test_pipeline_runs_as_two_jobs_entirely_under_the_root(tmp_path, small_corpus):
-    p, root = _pipeline(tmp_path, small_corpus), tmp_path / "root"
+def test_pipeline_runs_as_two_jobs_entirely_under_the_root(tmp_path, pipeline_corpus):
+    p, root = _pipeline(tmp_path, pipeline_corpus), tmp_path / "root"
     out = gristmill("run", p, "--slurm", "-o", root, "--json")
     data, train = json.loads(out.stdout)["jobs"]
     assert (data["kind"], train["kind"]) == ("data", "train")
@@ -90,11 +90,11 @@ def test_a_failed_data_job_is_reported_and_training_is_not_left_pending(tmp_path
     assert (st.state, st.reason) == ("CANCELLED", "DependencyNeverSatisfied")
 
 
-def test_dask_workers_started_as_slurm_jobs_match_a_local_cluster(tmp_path, small_corpus):
+def test_dask_workers_started_as_slurm_jobs_match_a_local_cluster(tmp_path, pipeline_corpus):
     cluster = ('\n[cluster]\nkind = "slurm"\njobs = 1\ncores = 2\nprocesses = 2\nmemory = "4GB"\n'
                'walltime = "00:10:00"\nwait_s = 120\n')
     p = tmp_path / "p.toml"
-    p.write_text(REDUCED.replace("[cluster]\nworkers = 2\n", "").format(root=tmp_path / "x", corpus=small_corpus)
+    p.write_text(REDUCED.replace("[cluster]\nworkers = 2\n", "").format(root=tmp_path / "x", corpus=pipeline_corpus)
                  + cluster)
     gristmill("run", p, "-o", tmp_path / "slurm", "--to", "dedup")
     gristmill("run", p, "-o", tmp_path / "local", "--to", "dedup", "--workers", "2")

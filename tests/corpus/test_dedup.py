@@ -45,18 +45,6 @@ def read_removed(out: Path) -> dict[str, dict]:
     return {r["id"]: r for r in rows}
 
 
-@pytest.fixture(scope="module")
-def rt() -> Runtime:
-    """One 2-worker cluster shared by this module's runs (starting one per run costs seconds)."""
-    import logging
-
-    import distributed
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as c:
-        yield Runtime(scheduler=c.scheduler_address)
-
-
 def _doc(i: str, text: str, source: str = "test") -> dict:
     return {"id": i, "text": text, "source": source}
 

@@ -16,7 +16,7 @@ import pytest
 from gristmill.corpus import minhash as mh
 from gristmill.corpus.dedup import DedupConfig, dedup
 from gristmill.stage import Runtime
-from tests.corpus.test_dedup import demo_docs, read_kept, read_removed, rt, write_dataset  # noqa: F401
+from tests.corpus.test_dedup import demo_docs, read_kept, read_removed, write_dataset
 
 DOC_WORDS = 300
 

@@ -7,7 +7,6 @@ a minute or two on 2 cores.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -69,18 +68,6 @@ workers = 2
 """
 
 
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> Path:
-    """Shakespeare, KJV and both copies of the Milton essay: every kind of document, and a duplicate."""
-    rows = [json.loads(line) for line in gzip.open(CORPUS, "rt", encoding="utf-8")]
-    pick = ([r for r in rows if r["source"] == "shakespeare"][:4] + [r for r in rows if r["source"] == "kjv"][:12]
-            + [r for r in rows if r["source"] == "milton"])
-    path = tmp_path_factory.mktemp("corpus") / "small.jsonl.gz"
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in pick)
-    return path
-
-
 def pipeline(tmp: Path, corpus: Path, name: str = "p.toml") -> Path:
     p = tmp / name
     p.write_text(REDUCED.format(root=tmp / "out", corpus=corpus))
@@ -109,10 +96,10 @@ def train_summary(run: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, small_corpus) -> Path:
+def reference(tmp_path_factory, pipeline_corpus) -> Path:
     """An uninterrupted run on a LocalCluster, to compare the other runs with."""
     tmp = tmp_path_factory.mktemp("reference")
-    r = invoke("run", str(pipeline(tmp, small_corpus)))
+    r = invoke("run", str(pipeline(tmp, pipeline_corpus)))
     assert r.exit_code == 0, r.output
     return tmp / "out"
 
@@ -187,8 +174,8 @@ def _kill_when(p: Path, cond, what: str) -> None:
         proc.wait()
 
 
-def test_sigkill_anywhere_then_rerun_gives_identical_outputs(tmp_path, small_corpus, reference):
-    p = pipeline(tmp_path, small_corpus)
+def test_sigkill_anywhere_then_rerun_gives_identical_outputs(tmp_path, pipeline_corpus, reference):
+    p = pipeline(tmp_path, pipeline_corpus)
     out = tmp_path / "out"
     # 1) during the data stages: the tokenizer has not finished yet
     _kill_when(p, lambda: (out / "03-dedup").exists(), "dedup to start")
@@ -249,8 +236,8 @@ def dask_cluster(tmp_path) -> Iterator[str]:
                 proc.kill()
 
 
-def test_pipeline_on_an_existing_dask_cluster_matches_a_local_run(tmp_path, small_corpus, reference, dask_cluster):
-    p = pipeline(tmp_path, small_corpus)
+def test_pipeline_on_an_existing_dask_cluster_matches_a_local_run(tmp_path, pipeline_corpus, reference, dask_cluster):
+    p = pipeline(tmp_path, pipeline_corpus)
     r = invoke("run", str(p), "--scheduler", dask_cluster, "--to", "shards")
     assert r.exit_code == 0, r.output
     assert f"cluster: {dask_cluster} (2 workers)" in r.stderr

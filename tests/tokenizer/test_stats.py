@@ -4,49 +4,15 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
-import pytest
 from click.testing import CliRunner
 from tokenizers import Tokenizer
 
 from gristmill.cli import cli
-from gristmill.manifest import atomic_write_json, sha256_file
-from gristmill.tokenize.shard_assembly import shard_schema
 from gristmill.tokenize.stats import shard_stats
-from tests.tokenizer.shards_fixtures import make_tokenizer
-
-# eos = 0. train: 3 docs, lengths 3, 2, 5 (10 tokens); val: 1 doc, length 2.
-TRAIN = [[5, 6, 0], [5, 0], [7, 5, 5, 6, 0]]
-VAL = [[8, 0]]
 
 
-def write_shard(path, rows):
-    schema = shard_schema("uint16")
-    t = pa.table({"input_ids": pa.array(rows, pa.list_(pa.uint16())),
-                  "doc_id": [f"d{i}" for i in range(len(rows))]}, schema=schema)
-    with pa.ipc.new_stream(str(path), schema) as w:
-        w.write_table(t)
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    tok = make_tokenizer(tmp_path / "tokenizer.json")
-    vocab = Tokenizer.from_file(str(tok)).get_vocab_size()
-    shards = []
-    for split, rows, nbytes in (("train", TRAIN, 21), ("val", VAL, 4)):
-        f = f"{split}-00000.arrow"
-        write_shard(tmp_path / f, rows)
-        shards.append({"file": f, "split": split, "docs": len(rows), "tokens": sum(map(len, rows)),
-                       "bytes": nbytes, "sha256": sha256_file(tmp_path / f)})
-    atomic_write_json(tmp_path / "manifest.json", {
-        "stage": "shards", "format": "gristmill-shards", "format_version": 1, "vocab_size": vocab,
-        "eos_id": 0, "dtype": "uint16", "tokenizer_sha256": sha256_file(tok), "shards": shards,
-        "totals": {s["split"]: {k: s[k] for k in ("docs", "tokens", "bytes")} for s in shards}})
-    return tmp_path, vocab
-
-
-def test_numbers_match_hand_counts(tiny):
-    d, vocab = tiny
+def test_numbers_match_hand_counts(tiny_shards):
+    d, vocab = tiny_shards
     st = shard_stats(d, top=3)
     j = st.as_dict()
     train = j["splits"]["train"]
@@ -63,8 +29,8 @@ def test_numbers_match_hand_counts(tiny):
     assert j["top_tokens"][1]["text"] == tok.decode([5])
 
 
-def test_cli_json_and_plots(tiny, tmp_path):
-    d, _ = tiny
+def test_cli_json_and_plots(tiny_shards, tmp_path):
+    d, _ = tiny_shards
     plots = tmp_path / "plots"
     r = CliRunner().invoke(cli, ["shards", "stats", str(d), "--json", "--top", "2", "--plot", str(plots)])
     assert r.exit_code == 0, r.output
@@ -74,8 +40,8 @@ def test_cli_json_and_plots(tiny, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
-def test_cli_text_summary(tiny):
-    d, _ = tiny
+def test_cli_text_summary(tiny_shards):
+    d, _ = tiny_shards
     r = CliRunner().invoke(cli, ["shards", "stats", str(d), "--top", "1"])
     assert r.exit_code == 0
     assert "train: 3 docs, 10 tokens, 21 text bytes, 3.000 bytes/token" in r.stdout

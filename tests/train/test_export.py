@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from gristmill.cli import cli
 from gristmill.train.export import export_hf, hf_name
 from gristmill.train.run import load_run
-from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,7 @@ from gristmill.errors import InputError
 from gristmill.train import inspect as ins
 from gristmill.train.run import load_run
 from tests.expect import one_line_error
-from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

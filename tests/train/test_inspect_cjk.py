@@ -18,7 +18,7 @@ from gristmill.tokenize.bytelevel import byte_to_char
 from gristmill.train import inspect as ins
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.run import load_run
-from tests.train.tiny_run import one_thread, train_tokenizer, write_run  # noqa: F401 (fixture)
+from tests.train.tiny_run import train_tokenizer, write_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

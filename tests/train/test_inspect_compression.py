@@ -18,7 +18,7 @@ from gristmill.cli import cli
 from gristmill.errors import InputError
 from gristmill.train.inspect_compression import compression, load_documents
 from gristmill.train.run import load_run
-from tests.train.tiny_run import cached_tiny_run, demo_texts, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run, demo_texts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,7 @@ from gristmill.cli import cli
 from gristmill.errors import InputError
 from gristmill.train.inspect_context import context, hidden_states, word_span
 from gristmill.train.run import load_run
-from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PNG = b"\x89PNG\r\n\x1a\n"

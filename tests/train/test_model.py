@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from gristmill.train.model import GPT, KVCache, ModelConfig, apply_rope, default_ffn_hidden, rope_tables
-from tests.train.tiny_run import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

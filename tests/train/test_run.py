@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from gristmill.errors import InputError
 from gristmill.train.run import load_run
-from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

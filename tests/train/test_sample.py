@@ -13,7 +13,7 @@ from gristmill.errors import InputError
 from gristmill.train.run import load_run
 from gristmill.train.sample import (SamplingConfig, StreamDecoder, filter_logits, generate, generate_text,
                                     pick_next, top_k_mask, top_p_mask)
-from tests.train.tiny_run import cached_tiny_run, one_thread  # noqa: F401 (fixture)
+from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

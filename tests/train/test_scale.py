@@ -12,7 +12,6 @@ from gristmill.train.config import ParallelConfig, TrainConfig
 from gristmill.train.scale import corpus_scale_line, tokens_per_parameter_line
 from gristmill.train.run import load_run
 from gristmill.train.trainer import train
-from tests.tokenizer.test_stats import tiny  # noqa: F401 (fixture: 12 tokens by hand)
 from tests.train.shardkit import random_shards
 
 
@@ -28,8 +27,8 @@ def test_corpus_scale_line():
         "0.15% of Llama 2 (Touvron et al. 2023)'s 2 T")
 
 
-def test_shards_stats_prints_the_corpus_scale(tiny):  # noqa: F811
-    d, _ = tiny
+def test_shards_stats_prints_the_corpus_scale(tiny_shards):
+    d, _ = tiny_shards
     assert corpus_scale_line(12) in format_stats(shard_stats(d, top=3)).splitlines()
 
 

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -87,12 +86,3 @@ def _make(run: Path, steps: int, tie_embeddings: bool, n_kv_head: int | None) ->
         loss.backward()
         opt.step()
     return write_run(run, model.eval(), tok)
-
-
-@pytest.fixture(scope="module", autouse=False)
-def one_thread():
-    """Tiny models run faster on one thread, and a busy shared machine does not stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
