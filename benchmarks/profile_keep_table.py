@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from gristmill.corpus.clean import clean_table, load_clean_config
+from gristmill.corpus.clean import clean_table
+from gristmill.corpus.clean_config import load_clean_config
 from gristmill.corpus.profiles import profile_names
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -114,7 +114,8 @@ def clean(inp: Path | None, out: Path | None, profile: str | None, show_config: 
       gristmill corpus clean --profile docs --show-config
       gristmill corpus show-removed work/02-clean --reason gopher_short_doc -n 3
     """
-    from gristmill.corpus.clean import clean as run_clean, load_clean_config, show_config_toml, summary
+    from gristmill.corpus.clean import clean as run_clean, summary
+    from gristmill.corpus.clean_config import load_clean_config, show_config_toml
 
     cfg = load_clean_config(config_path, languages=languages, min_lang_score=min_lang_score,
                             no_lang_id=no_lang_id, rules=rules, no_pii=no_pii, all_reasons=all_reasons,

@@ -130,7 +130,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "01-ingest", "gristmill.corpus.ingest:ingest",
               "gristmill.corpus.ingest:IngestConfig", _ingest_inputs, _call_ingest),
     StageSpec("clean", "02-clean", "gristmill.corpus.clean:clean",
-              "gristmill.corpus.clean:CleanConfig", _prev_docs, _call_docs),
+              "gristmill.corpus.clean_config:CleanConfig", _prev_docs, _call_docs),
     StageSpec("dedup", "03-dedup", "gristmill.corpus.dedup:dedup",
               "gristmill.corpus.dedup:DedupConfig", _prev_docs, _call_docs),
     StageSpec("tokenizer", "04-tokenizer", "gristmill.tokenize.train:train_tokenizer",

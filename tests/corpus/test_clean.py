@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gristmill.corpus.clean import CleanConfig, clean, clean_table
+from gristmill.corpus.clean import clean, clean_table
+from gristmill.corpus.clean_config import CleanConfig
 from gristmill.corpus.documents import DOC_SCHEMA
 from gristmill.corpus.langid import LangConfig
 from gristmill.manifest import Counts

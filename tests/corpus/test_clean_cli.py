@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.corpus.clean import load_clean_config
+from gristmill.corpus.clean_config import load_clean_config
 from gristmill.errors import ConfigError
 from tests.corpus.test_clean import demo_docs, make_dataset, special_docs
 from tests.expect import one_line_error

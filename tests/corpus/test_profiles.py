@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.corpus.clean import CleanConfig, load_clean_config
+from gristmill.corpus.clean_config import CleanConfig, load_clean_config
 from gristmill.corpus.profiles import profile_names
 from gristmill.corpus.rules.chain import clean_document
 from gristmill.errors import ConfigError

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.corpus.clean import clean, load_clean_config
+from gristmill.corpus.clean import clean
+from gristmill.corpus.clean_config import load_clean_config
 from gristmill.corpus.documents import part_files, removed_files
 from gristmill.corpus.quality_train import TrainConfig, evaluate, train
 from gristmill.stage import Runtime

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from gristmill.corpus.clean_config import CleanConfig
 from gristmill.corpus.langid import identify, lang_failure
 from gristmill.corpus.normalize import normalize
 from gristmill.corpus.pii import redact
@@ -22,9 +22,6 @@ from gristmill.corpus.rules.c4 import c4_filter
 from gristmill.corpus.rules.fineweb import fineweb_quality
 from gristmill.corpus.rules.gopher import gopher_quality, gopher_repetition
 from gristmill.corpus.rules.text_stats import TextStats
-
-if TYPE_CHECKING:
-    from gristmill.corpus.clean import CleanConfig
 
 
 @dataclass(slots=True)
