@@ -32,7 +32,7 @@ def corpus() -> None:
 @click.option("--max-record-bytes", type=click.IntRange(min=1024, max=1 << 31), default=None,
               help="Longest line, text file or text value [32 MiB]; longer ones are skipped while "
                    "streaming and kept aside as record_too_large.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected or any input path skipped.")
 @clikit.config_option
 @clikit.dask_options
 @clikit.force_option
@@ -64,9 +64,23 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
         "chunk_bytes": chunk_bytes, "max_record_bytes": max_record_bytes})
     result = run_ingest(list(inputs), out, cfg, clikit.runtime(workers, scheduler, force))
     clikit.report_stage(result, as_json, summary)
-    rejected = sum(result.manifest["counts"]["removed"].values())
-    if strict and rejected:
-        raise CheckFailed(f"--strict: {rejected} records were rejected (see {out}/removed/)")
+    if strict:
+        _check_strict(result.manifest, out)
+
+
+def _check_strict(manifest: dict, out: Path) -> None:
+    """``--strict``: fail when any record was removed *or* any input path was skipped."""
+    rejected = sum(manifest["counts"]["removed"].values())
+    skipped = manifest.get("skipped_inputs") or []
+    problems = []
+    if rejected:
+        problems.append(f"{rejected} records were rejected (see {out}/removed/)")
+    if skipped:
+        reasons = ", ".join(sorted({s["reason"] for s in skipped}))
+        problems.append(f"{len(skipped)} input paths were skipped ({reasons}; see skipped_inputs in "
+                        f"{out}/manifest.json)")
+    if problems:
+        raise CheckFailed("--strict: " + "; ".join(problems))
 
 
 @corpus.command()

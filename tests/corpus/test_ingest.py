@@ -81,6 +81,21 @@ def test_strict_exits_1_on_rejections(hostile: Path, tmp_path: Path) -> None:
     assert "--strict" in res.output and "rejected" in res.output
 
 
+def test_strict_exits_1_on_skipped_inputs(tmp_path: Path) -> None:
+    """Nothing was removed, but a hidden input file was skipped: --strict fails (it ignored skips)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_bytes(b"\n".join(_lines(3)))
+    (raw / ".hidden.jsonl").write_bytes(b"\n".join(_lines(2, "h")))
+    args = ["corpus", "ingest", str(raw), "-o", str(tmp_path / "o"), "--workers", "1"]
+    assert CliRunner().invoke(cli, args).exit_code == 0  # without --strict a skip is only reported
+    res = CliRunner().invoke(cli, [*args, "--strict"])  # up to date: the check reads the manifest
+    one_line_error(res, 1, "--strict", "1 input paths were skipped", "hidden", "skipped_inputs")
+    assert "rejected" not in res.output.splitlines()[-1]
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["counts"] == {"in": 3, "kept": 3, "removed": {}}
+
+
 def test_cli_json_and_up_to_date(tmp_path: Path) -> None:
     src = tmp_path / "a.jsonl"
     src.write_bytes(b"\n".join(_lines(10)))

@@ -37,7 +37,7 @@ def removed(out: Path) -> list[dict]:
 
 
 def ingest_ok(invoke: Callable[..., Result], *args: object, strict: bool = True) -> Result:
-    """Ingest with --strict: exit 1 when anything was removed, 0 when nothing was."""
+    """Ingest with --strict: exit 1 when anything was removed or skipped, 0 when nothing was."""
     r = invoke("corpus", "ingest", *args, "--workers", 1, *(["--strict"] if strict else []))
     assert r.exception is None or isinstance(r.exception, SystemExit), r.output
     return r
@@ -177,7 +177,8 @@ def test_symlink_policy_is_counted(tmp_path: Path, invoke) -> None:
     os.symlink(raw / "sub" / "a.jsonl", raw / "alias.jsonl")       # a file inside: read once
     os.symlink(raw / "gone.jsonl", raw / "dangling.jsonl")
     r = ingest_ok(invoke, raw, "-o", tmp_path / "o")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # --strict: skipped paths fail it, though no record was removed
+    assert "4 input paths were skipped (broken_symlink, symlink_duplicate, symlink_outside_input" in r.output
     m = manifest(tmp_path / "o")
     assert m["counts"] == {"in": 5, "kept": 5, "removed": {}}
     assert sorted((s["path"], s["reason"]) for s in m["skipped_inputs"]) == [
@@ -202,7 +203,8 @@ def test_datasets_folder_reads_what_state_json_lists(tmp_path: Path, invoke) -> 
     d = _datasets_folder(tmp_path / "ds", ["data-00000-of-00001.arrow"],
                          ["data-00000-of-00001.arrow", "stray.arrow"])
     r = ingest_ok(invoke, d, "-o", tmp_path / "o")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # --strict: the unlisted file was skipped
+    assert "1 input paths were skipped (not_in_state_json" in r.output
     m = manifest(tmp_path / "o")
     assert m["counts"] == {"in": 4, "kept": 4, "removed": {}}
     assert m["skipped_inputs"] == [{"path": "ds/stray.arrow", "reason": "not_in_state_json"}]
