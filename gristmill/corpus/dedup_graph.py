@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,14 +21,12 @@ import pyarrow.parquet as pq
 from gristmill.cluster import dask_client
 from gristmill.corpus import minhash
 from gristmill.corpus.components import connected_components
+from gristmill.corpus.dedup_config import DedupConfig
 from gristmill.corpus.dedup_parts import ShingleSpec, scan_part, shingle_part, write_part
 from gristmill.corpus.documents import REMOVED_DIR, part_name
 from gristmill.manifest import Counts
 from gristmill.progress import gather
 from gristmill.stage import Runtime
-
-if TYPE_CHECKING:
-    from gristmill.corpus.dedup import DedupConfig
 
 log = logging.getLogger(__name__)
 EXAMPLES = 3

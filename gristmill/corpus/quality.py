@@ -14,13 +14,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gristmill.corpus.rules import Failure
+from gristmill.corpus.rules.text_stats import TextStats
 from gristmill.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gristmill.corpus.rules.text_stats import TextStats
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"

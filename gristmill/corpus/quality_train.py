@@ -61,7 +61,9 @@ def documents(folder: Path) -> Iterator[tuple[str, str] | None]:
         for batch in iter_batches(part_files(folder), columns=["id", "text"]):
             yield from zip(batch.column("id").to_pylist(), batch.column("text").to_pylist())
         return
-    from gristmill.corpus.ingest import IngestConfig, plan_units, to_document
+    from gristmill.corpus.ingest import plan_units
+    from gristmill.corpus.ingest_config import IngestConfig
+    from gristmill.corpus.records import to_document
     from gristmill.corpus.readers import Bad, read_unit
 
     cfg = IngestConfig()

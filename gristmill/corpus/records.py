@@ -14,12 +14,10 @@ integer too long to convert, a non-UTF-8 or over-long string), ``bad_source``,
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gristmill.corpus.ingest_config import IngestConfig
 from gristmill.corpus.readers import Bad, HugeInt, Raw, raw_bytes, too_large
-
-if TYPE_CHECKING:
-    from gristmill.corpus.ingest import IngestConfig
 
 MAX_ID_CHARS = 4096  # an id is a key, not a document
 
