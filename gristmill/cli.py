@@ -15,8 +15,9 @@ from gristmill.corpus.cli import corpus
 from gristmill.pipelines.ablate_cli import ablate
 from gristmill.pipelines.cli import demo, run, status
 from gristmill.progress import PROGRESS_LOGGER
+from gristmill.report.cli import report
 from gristmill.tokenize.cli import tokenizer
-from gristmill.tokenize.shards_cli import report, shards
+from gristmill.tokenize.shards_cli import shards
 from gristmill.train.cli import train
 from gristmill.train.inspect_cli import export, generate, inspect
 from gristmill.train import inspect_more_cli  # noqa: F401 (registers inspect compression, inspect context)

@@ -1,4 +1,4 @@
-"""``gristmill shards write|stats|verify`` and ``gristmill report``."""
+"""``gristmill shards write|stats|verify``."""
 
 from __future__ import annotations
 
@@ -124,27 +124,3 @@ def stats(out: Path, top: int, plot_dir: Path | None, as_json: bool) -> None:
         clikit.emit_json(st.as_dict())
     else:
         click.echo(format_stats(st))
-
-
-@click.command()
-@click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file to write.")
-@click.option("--top", type=click.IntRange(min=0), default=30, show_default=True,
-              help="Most frequent tokens to list.")
-def report(root: Path, out: Path, top: int) -> None:
-    """Write one self-contained HTML report for a pipeline's output directory.
-
-    Finds the stages under DIR by their manifests and shows: documents through
-    each stage with removal reasons, tokenizer figures, shard statistics with
-    plots, and the training loss curve when a run is present. Plots are embedded,
-    so the page can be mailed or archived as one file.
-
-    \b
-    Example:
-      gristmill report work/ -o report.html
-    """
-    from gristmill.report import build_report
-
-    summary = build_report(root, out, top=top)
-    clikit.echo_err(f"wrote {out} ({summary})")
