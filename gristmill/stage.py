@@ -124,6 +124,15 @@ class StageRun:
         log.info("%s: up to date (%s)", self.stage, self.out)
         return StageResult(stage=self.stage, output=self.out, manifest=m, up_to_date=True)
 
+    def check(self) -> None:
+        """Refuse an output folder this stage may not write (see the module docstring); read-only.
+
+        No lock, no folder created: a command that writes beside the stage's output before the
+        stage runs (``train --slurm`` writes ``OUT/slurm/``) calls it first. :meth:`claim` repeats it.
+        """
+        self._check_inputs()
+        self._owned_files()
+
     def claim(self) -> None:
         """Check the folder may be written (see the module docstring) and lock it; idempotent.
 
@@ -132,8 +141,7 @@ class StageRun:
         """
         if self._previous is not None:
             return
-        self._check_inputs()
-        self._owned_files()  # read-only: refuse before creating anything
+        self.check()  # read-only: refuse before creating anything
         self._lock()
         self._previous = self._owned_files()  # again under the lock: another run may have finished
 

@@ -13,6 +13,10 @@ from gristmill.pipelines import slurm
 from gristmill.pipelines.slurm_jobs import JobRecord, record_jobs
 from gristmill.pipelines.runner import plan
 from gristmill.pipelines.spec import PipelineConfig
+from gristmill.stage import StageRun
+
+# gristmill.train.trainer.UNMANAGED (its slurm/ folder), without importing torch to submit a job.
+TRAIN_UNMANAGED = ("slurm",)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,10 @@ def submit_pipeline(pipe: PipelineConfig, *, dry_run: bool = False, workdir: Pat
     train = next((s for s in pipe.stages if not s.data), None)
     if train is None:
         raise GristmillError("--slurm submits the training stage, and this pipeline has none")
+    # The training job writes its run folder much later: refuse now, before ROOT/slurm/ is
+    # written, a folder it could not own (read-only, like the stage's own check when it runs).
+    StageRun(train.name, pipe.layout.dir(train.name), pipe.configs[train.name],
+             inputs=train.inputs(pipe.layout, train.name), unmanaged=TRAIN_UNMANAGED).check()
     steps = plan(pipe)
     data_steps = [s for s in steps if s.spec.data and s.action == "run"]
     root = pipe.layout.root

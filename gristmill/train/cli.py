@@ -127,7 +127,8 @@ def train(ctx: click.Context, data_specs: tuple[str, ...], out: Path, config_pat
     if use_slurm:
         overrides = {"nodes": nodes, "gpus_per_node": gpus_per_node, "time": time_limit,
                      "partition": partition, "account": account}
-        _submit_slurm(ctx, config_path, overrides, out, dry_run, as_json)
+        inputs = [s.path for s in config.data.mixture] or ([data] if data is not None else [])
+        _submit_slurm(ctx, config_path, overrides, out, dry_run, as_json, config, inputs)
         return
     if dry_run or any(v is not None for v in (nodes, gpus_per_node, time_limit, partition, account)):
         raise ConfigError("--dry-run, --nodes, --gpus-per-node, --time, --partition and --account need --slurm")
@@ -160,12 +161,17 @@ def _train_args(ctx: click.Context) -> list[str]:
 
 
 def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[str, Any], out: Path,
-                  dry_run: bool, as_json: bool) -> None:
+                  dry_run: bool, as_json: bool, config: Any, inputs: list[Path]) -> None:
     from gristmill.pipelines import slurm
+    from gristmill.stage import StageRun
+    from gristmill.train.trainer import UNMANAGED
 
     values = section(load_toml(config_path), "slurm") if config_path else {}
     cfg = build(slurm.SlurmConfig, values, overrides=overrides,
                 where=f"{config_path} [slurm]" if config_path else "[slurm]")
+    # OUT/slurm/ is written now, the run much later: refuse a folder the run could not own (a
+    # user's, or the shards themselves) before writing anything into it.
+    StageRun("train", out, config, inputs=inputs, unmanaged=UNMANAGED).check()
     path, text = slurm.write_train_job(cfg, train_args=_train_args(ctx), run_dir=out)
     job_id = None if dry_run else slurm.submit(path)
     if job_id is not None:

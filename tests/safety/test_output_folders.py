@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from gristmill.errors import GristmillError
 from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
 from gristmill.manifest import MANIFEST, Counts
 from gristmill.stage import StageRun
+from tests.expect import one_line_error
 from tests.safety.conftest import snapshot
 
 
@@ -201,3 +203,46 @@ def test_export_force_never_replaces_a_users_folder_or_the_run(invoke, user_fold
     r = invoke("export", "hf", run_dir, "-o", run_dir, "--force")
     assert r.exit_code == 2 and "must be outside the run directory" in r.output, r.output
     assert snapshot(user_folder) == before and snapshot(run_dir) == run_before
+
+
+def _shard_folder(made: Path) -> Path:
+    """tiny_shards' files in a folder of their own (the fixture writes them into tmp_path itself)."""
+    shards = made / "shards"
+    shards.mkdir()
+    for name in ("manifest.json", "tokenizer.json", "train-00000.arrow", "val-00000.arrow"):
+        shutil.copyfile(made / name, shards / name)
+    return shards
+
+
+@pytest.mark.parametrize("into", ["user_folder", "shards"])
+def test_train_slurm_writes_no_script_into_a_folder_the_run_could_not_own(invoke, user_folder, tiny_shards, into):
+    """``train --slurm`` writes OUT/slurm/ long before the run claims OUT: the same check comes first."""
+    shards = _shard_folder(tiny_shards[0])
+    out, why = {"user_folder": (user_folder, "is not empty and holds no gristmill train output"),
+                "shards": (shards, "is also an input")}[into]
+    before = snapshot(out)
+    for dry_run in (("--dry-run",), ()):  # refused before sbatch is looked for, too
+        r = invoke("train", "--data", shards, "-o", out, "--model", "tiny", "--slurm", *dry_run)
+        one_line_error(r, 2, str(out), why)
+    assert snapshot(out) == before and not (out / "slurm").exists()
+
+
+def test_train_slurm_into_its_own_run_folder_is_accepted(invoke, tiny_shards, tmp_path):
+    shards, run = _shard_folder(tiny_shards[0]), tmp_path / "run"
+    for _ in range(2):  # the second time the folder holds only the first one's slurm/
+        r = invoke("train", "--data", shards, "-o", run, "--model", "tiny", "--slurm", "--dry-run")
+        assert r.exit_code == 0, r.output
+    assert (run / "slurm" / "train.sbatch").is_file()
+
+
+def test_run_slurm_refuses_a_training_folder_that_is_not_the_runs(tmp_path):
+    from gristmill.pipelines.spec import load_pipeline
+    from gristmill.pipelines.submit import submit_pipeline
+
+    pipe = load_pipeline(Path(__file__).parents[2] / "pipelines" / "demo.toml", root=tmp_path / "out")
+    train_dir = pipe.layout.dir("train")
+    train_dir.mkdir(parents=True)
+    (train_dir / "thesis.tex").write_text("mine")
+    with pytest.raises(GristmillError, match="is not empty and holds no gristmill train output"):
+        submit_pipeline(pipe, dry_run=True, workdir=tmp_path, say=lambda m: None)
+    assert snapshot(train_dir) == {"thesis.tex": b"mine"} and not (pipe.layout.root / "slurm").exists()
