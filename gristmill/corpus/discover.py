@@ -71,7 +71,7 @@ def _walk(folder: Path, top: Path, shown: str, found: list[tuple[Path, str]],
                 seen.add(real)
                 found.append((path, rel))
             else:  # a link to it came first in name order; the walk reads each file once
-                _retarget(found, real, path, rel)
+                skipped.append({"path": _retarget(found, real, path, rel), "reason": "symlink_duplicate"})
         else:
             skipped.append({"path": rel, "reason": "not_a_regular_file"})
 
@@ -90,12 +90,14 @@ def _link(path: Path, rel: str, top: Path, found: list[tuple[Path, str]],
         found.append((path, rel))
 
 
-def _retarget(found: list[tuple[Path, str]], real: Path, path: Path, rel: str) -> None:
-    """Read a file under its own name rather than through a link that sorted before it."""
-    for i, (p, _) in enumerate(found):
+def _retarget(found: list[tuple[Path, str]], real: Path, path: Path, rel: str) -> str:
+    """Read a file under its own name rather than through a link that sorted before it; the
+    link's shown path is returned, for the caller to record as skipped."""
+    for i, (p, old_rel) in enumerate(found):
         if p.resolve() == real:
             found[i] = (path, rel)
-            return
+            return old_rel
+    raise AssertionError(f"{rel}: seen, but found through no earlier path")
 
 
 def _dataset_files(folder: Path, shown: str) -> list[str] | None:
