@@ -3,12 +3,15 @@
 A gzip bomb (a few MB expanding to ~1 GB, one line) and a file of normal lines around one
 ~300 MB line are read by the worker code in a child process whose peak RSS is measured: it
 must stay under a fixed bound far below the decompressed sizes, with the huge lines counted
-as ``record_too_large`` (with their size and place) and every normal line kept.
+as ``record_too_large`` (with their size and place) and every normal line kept. The child also
+runs under an address-space limit, so a regression fails fast with a MemoryError instead of
+taking the (shared) machine's memory first and failing the RSS check afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import zlib
@@ -22,6 +25,9 @@ MiB = 1 << 20
 BOMB = 1024 * MiB
 BIG_LINE = 300 * MiB
 RSS_BOUND = 600 * MiB  # interpreter + pyarrow + one 32 MiB record, with room; the inputs are > 1.3 GB
+# Virtual, not resident: generous (the child maps ~0.35 GiB of it after its imports, allocators
+# reserve more), yet below what reading the bomb whole would take.
+AS_LIMIT = 3 * 1024 * MiB
 
 CHILD = """
 import json, sys
@@ -39,6 +45,11 @@ for i, unit in enumerate(units):
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"counts": counts.as_dict(), "maxrss": hwm * 1024}))
 """
+
+
+def _limit_address_space() -> None:
+    """In the child, before exec: allocations past AS_LIMIT fail (MemoryError) instead of swapping."""
+    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
 
 
 def _gzip(path: Path, pieces: list[tuple[bytes, int]]) -> Path:
@@ -70,8 +81,8 @@ def test_gzip_bomb_and_huge_lines_stay_in_bounded_memory(tmp_path: Path) -> None
 
     out = tmp_path / "tmp"
     child = subprocess.run([sys.executable, "-c", CHILD, str(out), str(raw)], capture_output=True, text=True,
-                           check=False)
-    assert child.returncode == 0, child.stderr[-3000:]
+                           check=False, preexec_fn=_limit_address_space)
+    assert child.returncode == 0, f"(address space limited to {AS_LIMIT // MiB} MiB) {child.stderr[-3000:]}"
     got = json.loads(child.stdout.strip().splitlines()[-1])
     assert got["counts"] == {"in": 1003, "kept": 1000, "removed": {"record_too_large": 3}}
     assert got["maxrss"] < RSS_BOUND, f"peak RSS {got['maxrss'] / MiB:.0f} MiB"
