@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from gristmill.tokenize.stats_plots import new_figure
+from gristmill.plots import new_figure
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from gristmill.plots import new_figure, save_png
 from gristmill.report.discover import StageOutput
-from gristmill.tokenize.stats_plots import new_figure, save_png
 
 
 def png_base64(fig: Figure) -> str:

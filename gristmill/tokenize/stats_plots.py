@@ -1,29 +1,17 @@
 """Pictures of shard statistics: document-length histogram and rank–frequency (Zipf) plot.
 
-Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no
-display needed) and written as PNG to a path or a binary buffer.
+Drawn with the shared helpers in :mod:`gristmill.plots` (Agg canvas, PNG output).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gristmill.plots import new_figure, save_png
 from gristmill.tokenize.stats import ShardStats
-
-
-def new_figure(width: float = 6.4, height: float = 3.8) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig: Figure, dest: Path | BinaryIO) -> None:
-    fig.savefig(dest, format="png")
 
 
 def length_histogram(stats: ShardStats) -> Figure:
