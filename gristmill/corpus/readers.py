@@ -96,9 +96,9 @@ def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20)
     elif unit.kind in ("jsonl.gz", "jsonl.zst"):
         yield from line_records(unit, limit, _decode_line)
     elif unit.kind == "parquet":
-        yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
+        yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
     elif unit.kind == "arrow":
-        yield from arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop)
+        yield from arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
     elif unit.kind == "binary":
         yield from _binary(unit)
     else:
