@@ -56,7 +56,7 @@ def _walk(folder: Path, top: Path, shown: str, found: list[tuple[Path, str]],
     """Depth-first, in name order, so the file order (and the output) is deterministic."""
     listed = _dataset_files(folder, shown)
     if listed is not None:
-        _dataset_folder(folder, shown, listed, found, skipped)
+        _dataset_folder(folder, shown, listed, found, skipped, seen)
         return
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         path, rel = Path(entry.path), f"{shown}/{entry.name}"
@@ -116,12 +116,16 @@ def _dataset_files(folder: Path, shown: str) -> list[str] | None:
 
 
 def _dataset_folder(folder: Path, shown: str, listed: list[str], found: list[tuple[Path, str]],
-                    skipped: list[dict[str, str]]) -> None:
+                    skipped: list[dict[str, str]], seen: set[Path]) -> None:
     for name in listed:
-        path = folder / name
+        path, rel = folder / name, f"{shown}/{name}"
         if not path.is_file() or path.is_symlink():
             raise InputError(f"{shown}/state.json lists {name}, which is missing (or not a regular file)")
-        found.append((path, f"{shown}/{name}"))
+        if (real := path.resolve()) not in seen:
+            seen.add(real)
+            found.append((path, rel))
+        else:  # a link elsewhere in the tree sorted first: read the listed file as itself, once
+            skipped.append({"path": _retarget(found, real, path, rel), "reason": "symlink_duplicate"})
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name not in listed and entry.name not in _DATASET_META:
             skipped.append({"path": f"{shown}/{entry.name}", "reason": "not_in_state_json"})

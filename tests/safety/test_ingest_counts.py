@@ -263,3 +263,17 @@ def test_text_over_the_limit_is_split_before_it_is_judged(tmp_path: Path, invoke
     assert manifest(tmp_path / "o")["counts"] == {"in": 201, "kept": 200, "removed": {"record_too_large": 1}}
     [bad] = removed(tmp_path / "o")
     assert bad["origin"] == "book.txt#P101" and bad["detail"].startswith("3000 bytes > max_record_bytes 2048")
+
+
+def test_link_to_a_datasets_file_is_read_once(tmp_path: Path, invoke) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _datasets_folder(raw / "ds", ["data-00000-of-00001.arrow"], ["data-00000-of-00001.arrow"])
+    os.symlink(raw / "ds" / "data-00000-of-00001.arrow", raw / "a-first.arrow")  # sorts before ds/
+    os.symlink(raw / "ds" / "data-00000-of-00001.arrow", raw / "z-last.arrow")   # sorts after it
+    r = ingest_ok(invoke, raw, "-o", tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 4, "kept": 4, "removed": {}}  # 4 rows, not 8 or 12
+    assert sorted((s["path"], s["reason"]) for s in m["skipped_inputs"]) == [
+        ("raw/a-first.arrow", "symlink_duplicate"), ("raw/z-last.arrow", "symlink_duplicate")]
