@@ -37,7 +37,7 @@ def cli(verbose: int, quiet: bool) -> None:
     Try it:  gristmill demo -o demo-output
     """
     # Summaries are printed by the commands; logs are for -v. Dask's own loggers are
-    # quieted in gristmill.cluster, where distributed is imported.
+    # quieted in gristmill.infra.dask, where distributed is imported.
     level = logging.WARNING if quiet or not verbose else logging.INFO
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)

@@ -6,7 +6,7 @@ A corpus stage that decides document by document (clean, filter, annotate) write
 * splits the input dataset into *units* — slices of at most ``rows_per_unit`` rows of one
   Parquet row group of one ``part-NNNNN.parquet``, in file order — so even a one-file
   dataset spreads over workers;
-* runs ``fn`` on each unit as one Dask task (processes, see :func:`gristmill.cluster.dask_client`);
+* runs ``fn`` on each unit as one Dask task (processes, see :func:`gristmill.infra.dask.dask_client`);
   the task writes ``part-NNNNN.parquet`` (kept rows) and, when any, ``removed/part-NNNNN.parquet``
   under the stage's temp directory, numbered by unit;
 * publishes the files in unit order and returns the per-unit summaries in that order.
@@ -27,8 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gristmill.cluster import dask_client
 from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, write_table
+from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts, sha256_file
 from gristmill.progress import gather
 from gristmill.stage import TMP_DIR, Runtime, StageRun

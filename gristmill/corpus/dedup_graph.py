@@ -18,12 +18,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gristmill.cluster import dask_client
 from gristmill.corpus import minhash
 from gristmill.corpus.components import connected_components
 from gristmill.corpus.dedup_config import DedupConfig
 from gristmill.corpus.dedup_parts import ShingleSpec, scan_part, shingle_part, write_part
 from gristmill.corpus.documents import REMOVED_DIR, part_name
+from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts
 from gristmill.progress import gather
 from gristmill.stage import Runtime

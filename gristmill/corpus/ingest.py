@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gristmill.cluster import dask_client
 from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, removed_table,
                                         write_table)
 from gristmill.corpus.discover import discover
@@ -26,6 +25,7 @@ from gristmill.corpus.ingest_config import IngestConfig
 from gristmill.corpus.readers import Bad, Unit, detect_kind, read_unit
 from gristmill.corpus.records import to_document, utf8_safe
 from gristmill.errors import InputError
+from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts
 from gristmill.progress import gather
 from gristmill.stage import Runtime, StageResult, StageRun

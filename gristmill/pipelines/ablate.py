@@ -84,7 +84,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def plot_arms(abl: Ablation, rows: list[dict[str, Any]], out: Path) -> None:
     """Held-out bpb against training tokens, one line per arm (the report draws the same figure)."""
     from gristmill.report.ablation import ablation_figure
-    from gristmill.plots import save_png
+    from gristmill.infra.plots import save_png
 
     held = "a held-out set carved out of the input" if abl.carved else f"held-out {abl.heldout.name}"
     fig = ablation_figure(rows, f"ablation {abl.path.name}: {held}")

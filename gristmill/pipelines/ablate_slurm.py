@@ -1,6 +1,6 @@
 """``gristmill ablate PIPELINE --slurm``: each arm's training as its own Slurm job.
 
-The scripts are the ones ``gristmill run --slurm`` writes (:mod:`gristmill.pipelines.slurm`,
+The scripts are the ones ``gristmill run --slurm`` writes (:mod:`gristmill.infra.slurm`,
 submitted by :mod:`gristmill.pipelines.submit`), under ``ROOT/ablate/slurm/``:
 
 * ``data-ARM.sbatch`` for each arm whose data stages still have to run:
@@ -21,10 +21,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from gristmill.pipelines import slurm
+from gristmill.infra import slurm
+from gristmill.infra.slurm_jobs import record_jobs
 from gristmill.pipelines.ablate_spec import Ablation
 from gristmill.pipelines.runner import plan
-from gristmill.pipelines.slurm_jobs import record_jobs
 from gristmill.pipelines.submit import Job, _write_and_submit
 
 log = logging.getLogger(__name__)

@@ -111,7 +111,7 @@ def run(pipeline: Path, start: str | None, stop: str | None, force: tuple[str, .
     if wait and (not use_slurm or dry_run):
         raise GristmillError("--wait goes with --slurm (and not with --dry-run)")
     if use_slurm:
-        from gristmill.pipelines.slurm_jobs import wait_for_jobs
+        from gristmill.infra.slurm_jobs import wait_for_jobs
         from gristmill.pipelines.submit import submit_pipeline
 
         jobs = submit_pipeline(pipe, dry_run=dry_run, say=echo_err)

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from gristmill.config import config_hash, to_dict
 from gristmill.errors import GristmillError
+from gristmill.infra.dask import data_runtime
 from gristmill.locks import FileLock, lock_holder
 from gristmill.manifest import fingerprint, read_manifest
-from gristmill.pipelines.clusters import data_runtime
 from gristmill.pipelines.spec import PipelineConfig
 from gristmill.pipelines.stages import StageSpec
 from gristmill.stage import Runtime, StageResult

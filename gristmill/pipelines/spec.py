@@ -17,8 +17,8 @@ from typing import Any
 
 from gristmill.config import build, tomllib
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.pipelines.clusters import ClusterConfig
-from gristmill.pipelines.slurm import SlurmConfig
+from gristmill.infra.dask import ClusterConfig
+from gristmill.infra.slurm import SlurmConfig
 from gristmill.pipelines.stages import STAGES, Layout, StageSpec
 
 _META_TABLES = ("pipeline", "cluster", "slurm", "ablate")  # ablate: read by pipelines.ablate_spec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gristmill.infra.slurm_jobs import describe, job_state, log_path, read_jobs
 from gristmill.pipelines.runner import Step, plan, running_pid
-from gristmill.pipelines.slurm_jobs import describe, job_state, log_path, read_jobs
 from gristmill.pipelines.spec import PipelineConfig
 
 

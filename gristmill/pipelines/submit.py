@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gristmill.errors import GristmillError
+from gristmill.infra import slurm
+from gristmill.infra.slurm_jobs import JobRecord, record_jobs
 from gristmill.manifest import atomic_write_bytes
-from gristmill.pipelines import slurm
-from gristmill.pipelines.slurm_jobs import JobRecord, record_jobs
 from gristmill.pipelines.runner import plan
 from gristmill.pipelines.spec import PipelineConfig
 from gristmill.stage import StageRun

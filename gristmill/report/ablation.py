@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from gristmill.plots import new_figure
+from gristmill.infra.plots import new_figure
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from gristmill.plots import new_figure, save_png
+from gristmill.infra.plots import new_figure, save_png
 from gristmill.report.discover import StageOutput
 
 

@@ -34,7 +34,7 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 from gristmill.formats.tokenizer_file import read_tokenizer_file
-from gristmill.hardware import usable_cores
+from gristmill.infra.hardware import usable_cores
 from gristmill.tokenize import fastpath
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from gristmill.cluster import dask_client
 from gristmill.config import config_hash
 from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, removed_table, write_table
 from gristmill.errors import InputError
 from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION, dtype_for
+from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts, sha256_file
 from gristmill.progress import track
 from gristmill.stage import Runtime, StageResult, StageRun

@@ -1,6 +1,6 @@
 """Pictures of shard statistics: document-length histogram and rank–frequency (Zipf) plot.
 
-Drawn with the shared helpers in :mod:`gristmill.plots` (Agg canvas, PNG output).
+Drawn with the shared helpers in :mod:`gristmill.infra.plots` (Agg canvas, PNG output).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gristmill.plots import new_figure, save_png
+from gristmill.infra.plots import new_figure, save_png
 from gristmill.tokenize.stats import ShardStats
 
 

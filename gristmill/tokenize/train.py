@@ -105,7 +105,7 @@ def new_trainer(config: TokenizerConfig) -> trainers.BpeTrainer:
 def _trainer_threads(runtime: Runtime) -> Iterator[None]:
     """Let the trainer use its thread pool (unless ``--workers 1``), whatever a Dask setup left set.
 
-    ``gristmill.cluster`` sets TOKENIZERS_PARALLELISM=false for Dask workers; training runs
+    ``gristmill.infra.dask`` sets TOKENIZERS_PARALLELISM=false for Dask workers; training runs
     in this process, where that would make it single-threaded.
     """
     old = os.environ.get("TOKENIZERS_PARALLELISM")

@@ -162,7 +162,7 @@ def _train_args(ctx: click.Context) -> list[str]:
 
 def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[str, Any], out: Path,
                   dry_run: bool, as_json: bool, config: Any, inputs: list[Path]) -> None:
-    from gristmill.pipelines import slurm
+    from gristmill.infra import slurm
     from gristmill.stage import StageRun
     from gristmill.train.trainer import UNMANAGED
 
@@ -175,7 +175,7 @@ def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[
     path, text = slurm.write_train_job(cfg, train_args=_train_args(ctx), run_dir=out)
     job_id = None if dry_run else slurm.submit(path)
     if job_id is not None:
-        from gristmill.pipelines.slurm_jobs import JobRecord, record_jobs
+        from gristmill.infra.slurm_jobs import JobRecord, record_jobs
 
         record_jobs(path.parent, [JobRecord(kind="train", job_id=job_id, stages=("train",), script=str(path),
                                             log_dir=str(path.parent / "logs"))])

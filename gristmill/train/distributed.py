@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from gristmill.errors import ConfigError
-from gristmill.hardware import resolve_device, usable_cores
+from gristmill.infra.hardware import resolve_device, usable_cores
 from gristmill.train.config import ParallelConfig
 
 log = logging.getLogger(__name__)

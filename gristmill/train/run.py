@@ -19,8 +19,8 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 from gristmill.formats.tokenizer_file import read_tokenizer_file
-from gristmill.hardware import resolve_device
 from gristmill.formats.stage_inputs import check_listed_sha256
+from gristmill.infra.hardware import resolve_device
 from gristmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from gristmill.formats.run_metrics import read_metrics
-from gristmill.pipelines.slurm_jobs import FINAL, JobState, job_state
+from gristmill.infra.slurm_jobs import FINAL, JobState, job_state
 
 REPO = Path(__file__).resolve().parents[2]
 GRISTMILL = [sys.executable, "-m", "gristmill"]

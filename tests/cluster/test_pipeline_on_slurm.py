@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from gristmill.infra.slurm_jobs import read_jobs
 from gristmill.manifest import read_manifest
-from gristmill.pipelines.slurm_jobs import read_jobs
 from tests.cluster.slurmkit import gristmill, log_lines, wait_final
 from tests.pipelines.test_e2e import DATA_STAGES, REDUCED, digests
 

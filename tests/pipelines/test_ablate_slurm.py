@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
+from gristmill.infra.slurm_jobs import read_jobs
 from gristmill.pipelines.ablate_slurm import submit_ablation
 from gristmill.pipelines.ablate_spec import load_ablation
-from gristmill.pipelines.slurm_jobs import read_jobs
 from tests.pipelines.test_ablate import _write
 
 

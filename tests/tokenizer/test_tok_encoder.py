@@ -150,7 +150,7 @@ def test_errors(tmp_path, paths):
 
 
 def test_in_a_dask_worker_one_thread_and_no_tokenizers_pool(paths):
-    from gristmill.cluster import dask_client
+    from gristmill.infra.dask import dask_client
     from gristmill.stage import Runtime
 
     def probe(path: str):

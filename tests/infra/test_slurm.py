@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.pipelines.slurm import SlurmConfig, data_script, train_script
+from gristmill.infra.slurm import SlurmConfig, data_script, train_script
 from gristmill.pipelines.spec import load_pipeline
 from gristmill.pipelines.submit import submit_pipeline
 

@@ -1,9 +1,12 @@
-"""Where a pipeline's data stages run: a local cluster, an existing scheduler, or Slurm workers.
+"""Where Dask work runs: one builder for the stages and for the pipeline that shares a cluster among them.
 
-The ``[cluster]`` table of a pipeline file picks one. Whatever the kind, the pipeline
-opens one cluster for all its data stages and hands each stage its scheduler address,
-so workers start once. On a shared cluster every worker must see the inputs and the
-output root at the same paths; :func:`check_paths` proves it before any stage runs.
+A stage asks :func:`dask_client` for a client: a LocalCluster of single-threaded worker
+processes, or the existing scheduler its :class:`~gristmill.stage.Runtime` names. A pipeline's
+``[cluster]`` table (:class:`ClusterConfig`) picks a local cluster, an existing scheduler or
+Slurm workers (dask-jobqueue); :func:`data_runtime` opens it once for all the data stages and
+hands each stage its scheduler address, so workers start once. On a shared cluster every
+worker must see the inputs and the output root at the same paths; :func:`check_paths`
+proves it before any stage runs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,69 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gristmill.errors import GristmillError
-from gristmill.hardware import usable_cores
+from gristmill.infra.hardware import usable_cores
 from gristmill.stage import Runtime
 
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+
+@contextmanager
+def dask_client(runtime: Runtime) -> Iterator["distributed.Client"]:  # noqa: F821
+    """A ``distributed.Client`` for the runtime: connect to ``scheduler`` or start a LocalCluster.
+
+    Local workers are processes with one thread each: document rules are pure Python
+    and would serialize on the GIL in threads.
+    """
+    import distributed
+
+    _quiet_dask()
+    if runtime.scheduler:
+        with connect(runtime.scheduler) as client:
+            log.info("using Dask scheduler %s (dashboard: %s)", runtime.scheduler, client.dashboard_link)
+            yield client
+        return
+    n = runtime.workers or usable_cores()
+    with local_cluster(n) as cluster, distributed.Client(cluster) as client:
+        log.info("started a local Dask cluster with %d workers (dashboard: %s)", n, client.dashboard_link)
+        yield client
+
+
+@contextmanager
+def local_cluster(n: int) -> Iterator["distributed.LocalCluster"]:  # noqa: F821
+    """A LocalCluster of ``n`` single-threaded worker processes."""
+    import distributed
+
+    # Workers inherit these: tokenizers' own thread pool would fight Dask's processes.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
+    # port, instead of warning when another cluster holds 8787.
+    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+        yield cluster
+
+
+def connect(address: str) -> "distributed.Client":  # noqa: F821
+    """A client of the existing scheduler at ``address``, or a one-line error when it cannot be reached."""
+    import distributed
+
+    try:
+        return distributed.Client(address, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise GristmillError(f"cannot reach Dask scheduler {address}: {e}") from None
+
+
+def _quiet_dask() -> None:
+    """Keep Dask's INFO chatter (and shuffle notices) out of the user's terminal unless -vv.
+
+    Importing distributed (lazily, in the callers) re-applies its own log levels; this runs after it.
+    """
+    if logging.getLogger("gristmill").getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("distributed", "tornado", "bokeh"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,27 +157,16 @@ def data_runtime(cfg: ClusterConfig, *, inputs: Sequence[Path], root: Path,
     """Start (or connect to) the cluster the data stages share; yield their :class:`Runtime`."""
     import distributed
 
-    # Importing distributed (lazily, here) re-applies its own log levels; keep them quiet
-    # unless the user asked for debug output, as the CLI does for eagerly imported modules.
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+    _quiet_dask()
     if cfg.kind == "local":
         n = cfg.workers or usable_cores()
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
-        # port, instead of warning when another cluster holds 8787.
-        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+        with local_cluster(n) as cluster:
             say(f"cluster: local, {n} worker processes")
             yield Runtime(scheduler=cluster.scheduler_address)
         return
     if cfg.kind == "scheduler":
         assert cfg.scheduler is not None
-        try:
-            client = distributed.Client(cfg.scheduler, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise GristmillError(f"cannot reach Dask scheduler {cfg.scheduler}: {e}") from None
-        with client:
+        with connect(cfg.scheduler) as client:
             n = len(client.scheduler_info().get("workers", {}))
             say(f"cluster: {cfg.scheduler} ({n} workers), dashboard {client.dashboard_link}")
             if n == 0:

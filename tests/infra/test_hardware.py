@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gristmill.errors import ConfigError
-from gristmill.hardware import resolve_device, usable_cores
+from gristmill.infra.hardware import resolve_device, usable_cores
 
 
 def test_usable_cores_follows_the_affinity_mask(monkeypatch):

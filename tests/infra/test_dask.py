@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gristmill.errors import GristmillError
-from gristmill.pipelines.clusters import ClusterConfig, check_paths, slurm_cluster_kwargs
+from gristmill.infra.dask import ClusterConfig, check_paths, slurm_cluster_kwargs
 
 
 def test_slurm_workers_job_script(tmp_path):
