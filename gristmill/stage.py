@@ -23,11 +23,12 @@ it never widens what may be deleted. A lock file in the folder keeps a second pr
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,35 @@ class StageResult:
         return Counts.from_dict(c) if c else None
 
 
+class Staleness(enum.Enum):
+    """What a stage's own check found in its output folder (see :meth:`StageRun.freshness`)."""
+
+    UP_TO_DATE = "up to date"
+    NO_OUTPUT = "no output yet"
+    INTERRUPTED = "interrupted"  # files but no manifest: a run was killed or failed mid-way
+    OTHER_STAGE = "another stage's output"
+    BAD_MANIFEST = "invalid manifest"
+    CONFIG_CHANGED = "config changed"
+    INPUT_CHANGED = "input changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """Whether a stage's output is up to date and, if not, why: the one answer every caller uses.
+
+    ``detail`` says what exactly: the config keys that changed, the input that changed, the
+    other stage's name, the manifest's defect. ``manifest`` is the raw manifest, if there is one.
+    """
+
+    kind: Staleness
+    detail: str = ""
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.kind is Staleness.UP_TO_DATE
+
+
 @dataclass(slots=True)
 class StageRun:
     """Bookkeeping for one run of one stage into one output directory."""
@@ -113,16 +143,47 @@ class StageRun:
             self._fingerprint = fingerprint(self.inputs)
         return self._fingerprint
 
+    def freshness(self) -> Freshness:
+        """Compare the folder's manifest with this run's stage, config and inputs; read-only.
+
+        Up to date exactly when a finished run had the same stage, config hash and input
+        fingerprint, and its manifest is valid. ``force`` is not consulted (the caller decides).
+        The pipeline runner asks this same question, so its skip decision is the stage's own.
+        """
+        m = read_manifest(self.out)
+        if m is None:
+            if self.out.is_dir() and any(self.out.iterdir()):
+                return Freshness(Staleness.INTERRUPTED, "no manifest: an earlier run was interrupted")
+            return Freshness(Staleness.NO_OUTPUT)
+        if m.get("stage") != self.stage:
+            return Freshness(Staleness.OTHER_STAGE, str(m.get("stage")), m)
+        if m.get("config_hash") != self.config_hash:
+            old = m.get("config")
+            changed = _changed_keys(old if isinstance(old, dict) else {}, to_dict(self.config))
+            return Freshness(Staleness.CONFIG_CHANGED, ", ".join(changed) or "hash", m)
+        if m.get("inputs") != self.input_fingerprint:
+            old_inputs = m.get("inputs")
+            return Freshness(Staleness.INPUT_CHANGED,
+                             _changed_input(old_inputs if isinstance(old_inputs, list) else [],
+                                            self.input_fingerprint), m)
+        try:
+            parse_stage_manifest(m, self.out)
+        except ManifestError as e:
+            return Freshness(Staleness.BAD_MANIFEST, e.message, m)
+        return Freshness(Staleness.UP_TO_DATE, "", m)
+
     def up_to_date(self) -> StageResult | None:
-        """The previous result if a finished run had the same stage, config and inputs."""
+        """The previous result if :meth:`freshness` says so (and not ``force``), else ``None``."""
         if self.force:
             return None
-        m = read_manifest(self.out)
-        if (m is None or m.get("stage") != self.stage or m.get("config_hash") != self.config_hash
-                or m.get("inputs") != self.input_fingerprint or _invalid(m, self.out)):
+        fresh = self.freshness()
+        if fresh.kind is Staleness.BAD_MANIFEST:
+            log.warning("%s", fresh.detail)  # the stage reruns rather than trusting it
+        if not fresh.up_to_date:
             return None
+        assert fresh.manifest is not None
         log.info("%s: up to date (%s)", self.stage, self.out)
-        return StageResult(stage=self.stage, output=self.out, manifest=m, up_to_date=True)
+        return StageResult(stage=self.stage, output=self.out, manifest=fresh.manifest, up_to_date=True)
 
     def check(self) -> None:
         """Refuse an output folder this stage may not write (see the module docstring); read-only.
@@ -305,14 +366,26 @@ class StageRun:
                         ", ".join(unknown[:3]))
 
 
-def _invalid(m: dict[str, Any], out: Path) -> bool:
-    """Whether a manifest fails validation (then the stage reruns rather than trusting it)."""
-    try:
-        parse_stage_manifest(m, out)
-    except ManifestError as e:
-        log.warning("%s", e.message)
-        return True
-    return False
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted config keys whose values differ (for a reason a user can act on)."""
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def _changed_input(old: list[Any], new: list[dict[str, Any]]) -> str:
+    """The first input whose fingerprint differs, or the one removed."""
+    by_path = {e.get("path"): e for e in old if isinstance(e, dict)}
+    for e in new:
+        if by_path.get(e.get("path")) != e:
+            return str(e.get("path"))
+    gone = set(by_path) - {e.get("path") for e in new}
+    return f"{sorted(map(str, gone))[0]} removed" if gone else "file list"
 
 
 def _read_marker(path: Path) -> tuple[str, frozenset[str]] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.manifest import Counts, read_manifest
-from gristmill.stage import StageRun
+from gristmill.stage import Staleness, StageRun
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +49,34 @@ def test_up_to_date_until_config_or_input_changes(tmp_path: Path) -> None:
     assert StageRun("toy", out, Cfg(), [inp]).up_to_date() is None
 
 
+def test_freshness_says_why_a_folder_is_not_up_to_date(tmp_path: Path) -> None:
+    inp = tmp_path / "in.txt"
+    inp.write_text("a")
+    out = tmp_path / "out"
+
+    def why(cfg: Cfg = Cfg(), stage: str = "toy") -> tuple[Staleness, str]:
+        f = StageRun(stage, out, cfg, [inp]).freshness()
+        return f.kind, f.detail
+
+    assert why() == (Staleness.NO_OUTPUT, "")
+    _run(out, inp, Cfg(), ["a.txt"])
+    assert why() == (Staleness.UP_TO_DATE, "")
+    assert StageRun("toy", out, Cfg(), [inp], force=True).freshness().up_to_date  # force is the caller's
+    assert why(Cfg(n=2)) == (Staleness.CONFIG_CHANGED, "n")
+    assert why(stage="other") == (Staleness.OTHER_STAGE, "toy")
+    inp.write_text("b")
+    assert why() == (Staleness.INPUT_CHANGED, str(inp))
+    inp.write_text("a")
+    manifest = out / "manifest.json"
+    good = manifest.read_text()
+    manifest.write_text(good.replace('"file": "a.txt"', '"file": "/etc/passwd"'))
+    kind, detail = why()
+    assert kind is Staleness.BAD_MANIFEST and "/etc/passwd" in detail
+    assert StageRun("toy", out, Cfg(), [inp]).up_to_date() is None  # the stage reruns it too
+    manifest.unlink()
+    assert why()[0] is Staleness.INTERRUPTED
+
+
 def test_rerun_removes_stale_outputs_and_records_sha(tmp_path: Path) -> None:
     inp = tmp_path / "in.txt"
     inp.write_text("a")
@@ -70,7 +98,6 @@ def test_finish_refuses_unreconciled_counts(tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "o") is None
 
 
-@pytest.mark.slow
 def _wait_for_a_temp_part(out: Path, proc: subprocess.Popen, limit_s: float = 120.0) -> None:
     """Return once the stage has written a part into ``out/.tmp`` (it is mid-write, unpublished)."""
     deadline = time.monotonic() + limit_s  # a bound on waiting, not a timing assertion
@@ -80,6 +107,7 @@ def _wait_for_a_temp_part(out: Path, proc: subprocess.Popen, limit_s: float = 12
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_ingest_then_rerun_is_byte_identical(tmp_path: Path) -> None:
     """A stage killed while it writes leaves no manifest; the rerun equals a clean run."""
     src = tmp_path / "big.jsonl"

@@ -1,7 +1,8 @@
 """Run a pipeline's stages in order, skipping what is up to date and redoing what is not.
 
-A stage is up to date exactly when its own ``StageRun`` would say so: its manifest has the
-same config hash and the same input fingerprint. The fingerprint of an upstream stage's
+A stage is up to date exactly when its own ``StageRun`` says so: the runner builds the same
+``StageRun`` the stage builds (:func:`stage_run`) and asks :meth:`StageRun.freshness`, the one
+check (same config hash, same input fingerprint, a valid manifest). The fingerprint of an upstream stage's
 directory is its manifest's hash, so a stage that reruns makes everything after it stale,
 and nothing before it. A stage killed mid-way left no manifest, so the next run redoes it
 (the stages themselves pick up what they can, e.g. training resumes from its checkpoint).
@@ -17,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gristmill.config import config_hash, to_dict
 from gristmill.errors import GristmillError
 from gristmill.infra.dask import data_runtime
 from gristmill.locks import FileLock, lock_holder
-from gristmill.manifest import fingerprint, read_manifest
+from gristmill.manifest import read_manifest
 from gristmill.pipelines.spec import PipelineConfig
 from gristmill.pipelines.stages import StageSpec
-from gristmill.stage import Runtime, StageResult
+from gristmill.stage import Freshness, Runtime, StageResult, StageRun, Staleness
 
 log = logging.getLogger(__name__)
 
@@ -66,46 +66,30 @@ class Outcome:
     seconds: float
 
 
-def stage_state(pipe: PipelineConfig, spec: StageSpec) -> StageState:
-    """Compare a stage's manifest with its config and its inputs as they are now."""
-    out = pipe.layout.dir(spec.name)
-    m = read_manifest(out)
-    if m is None:
-        leftovers = out.is_dir() and any(out.iterdir())
-        if leftovers:
-            return StageState(spec.name, out, "interrupted", "no manifest: an earlier run was interrupted", None)
-        return StageState(spec.name, out, "not run", "no output yet", None)
+def stage_run(pipe: PipelineConfig, spec: StageSpec) -> StageRun:
+    """The ``StageRun`` the stage itself builds: same name, folder, config and inputs."""
     cfg = pipe.configs[spec.name]
-    if m.get("stage") != spec.name:
-        return StageState(spec.name, out, "stale", f"{out} holds a {m.get('stage')!r} output", m)
-    if m.get("config_hash") != config_hash(cfg):
-        changed = _changed_keys(m.get("config") or {}, to_dict(cfg))
-        return StageState(spec.name, out, "stale", f"config changed: {', '.join(changed) or 'hash'}", m)
-    inputs = spec.inputs(pipe.layout, spec.name)
-    now = fingerprint(inputs)
-    if m.get("inputs") != now:
-        return StageState(spec.name, out, "stale", f"input changed: {_changed_input(m.get('inputs') or [], now)}", m)
-    return StageState(spec.name, out, "done", "up to date", m)
+    return StageRun(spec.name, pipe.layout.dir(spec.name), cfg, spec.stage_inputs(pipe.layout, cfg))
 
 
-def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed_keys(a, b, f"{prefix}{k}.")
-        elif a != b:
-            keys.append(f"{prefix}{k}")
-    return keys
+_STATUS: dict[Staleness, Status] = {Staleness.UP_TO_DATE: "done", Staleness.NO_OUTPUT: "not run",
+                                    Staleness.INTERRUPTED: "interrupted"}
 
 
-def _changed_input(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
-    by_path = {e.get("path"): e for e in old}
-    for e in new:
-        if by_path.get(e.get("path")) != e:
-            return str(e.get("path"))
-    gone = set(by_path) - {e.get("path") for e in new}
-    return f"{sorted(map(str, gone))[0]} removed" if gone else "file list"
+def stage_state(pipe: PipelineConfig, spec: StageSpec) -> StageState:
+    """The stage's own up-to-date check (:meth:`StageRun.freshness`) on its folder as it is now."""
+    run = stage_run(pipe, spec)
+    fresh = run.freshness()
+    return StageState(spec.name, run.out, _STATUS.get(fresh.kind, "stale"), _describe(fresh, run.out),
+                      fresh.manifest)
+
+
+def _describe(fresh: Freshness, out: Path) -> str:
+    if fresh.kind is Staleness.OTHER_STAGE:
+        return f"{out} holds a {fresh.detail!r} output"
+    if fresh.kind in (Staleness.INTERRUPTED, Staleness.NO_OUTPUT, Staleness.UP_TO_DATE):
+        return fresh.detail or fresh.kind.value
+    return f"{fresh.kind.value}: {fresh.detail}"
 
 
 def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
@@ -179,7 +163,6 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                 result = step.spec.call(step.spec.func(), pipe.layout, name, pipe.configs[name], rt)
             secs = time.monotonic() - t0
             say(f"{name}: done in {secs:.1f}s ({out})")
-            _warn_if_unstable(pipe, step.spec)
             outcomes.append(Outcome(name, "ran", out, result, secs))
     return outcomes
 
@@ -248,11 +231,3 @@ def _stage_errors(name: str) -> Iterator[None]:
         if not e.message.startswith(f"{name}:"):
             e.message = f"{name}: {e.message}"
         raise
-
-
-def _warn_if_unstable(pipe: PipelineConfig, spec: StageSpec) -> None:
-    """A stage that just ran must look up to date; if not, the registry's inputs are wrong."""
-    state = stage_state(pipe, spec)
-    if state.status != "done":
-        log.warning("%s: finished but does not look up to date (%s); it will rerun next time",
-                    spec.name, state.reason)

@@ -49,6 +49,7 @@ class Layout:
 
 
 InputsFn = Callable[[Layout, str], list[Path]]
+ConfigInputsFn = Callable[[list[Path], Any], list[Path]]
 CallFn = Callable[[Callable[..., StageResult], Layout, str, Any, Runtime], StageResult]
 
 
@@ -60,9 +61,12 @@ class StageSpec:
     dirname: str
     function: str
     config: str
-    inputs: InputsFn  # exactly the paths the stage fingerprints (StageRun ``inputs``)
+    inputs: InputsFn  # what the stage reads from the layout (the stages before it, raw inputs)
     call: CallFn
     data: bool = True  # runs on Dask, so a [cluster] applies
+    # What the stage's config changes in ``inputs`` (clean's quality model, train's mixture):
+    # with it, :meth:`stage_inputs` is exactly the stage's StageRun ``inputs``.
+    config_inputs: ConfigInputsFn | None = None
 
     @property
     def table(self) -> str:
@@ -73,6 +77,11 @@ class StageSpec:
 
     def func(self) -> Callable[..., StageResult]:
         return _resolve(self.function, self.name)
+
+    def stage_inputs(self, layout: Layout, config: Any) -> list[Path]:
+        """Exactly the paths the stage fingerprints (its ``StageRun`` inputs) under ``config``."""
+        base = self.inputs(layout, self.name)
+        return self.config_inputs(base, config) if self.config_inputs is not None else base
 
 
 def _resolve(target: str, stage: str) -> Any:
@@ -93,6 +102,11 @@ def _prev_docs(layout: Layout, stage: str) -> list[Path]:
 def _call_docs(fn: Callable[..., StageResult], layout: Layout, stage: str, cfg: Any,
                rt: Runtime) -> StageResult:
     return fn(layout.docs_for(stage), layout.dir(stage), cfg, rt)
+
+
+def _clean_inputs(base: list[Path], cfg: Any) -> list[Path]:
+    """As ``corpus.clean.clean``: a quality model is an input (retrained = rerun)."""
+    return [*base, *([Path(cfg.quality.model)] if cfg.quality.model else [])]
 
 
 def _ingest_inputs(layout: Layout, stage: str) -> list[Path]:
@@ -121,6 +135,11 @@ def _train_inputs(layout: Layout, stage: str) -> list[Path]:
     return [layout.need("shards", stage)]
 
 
+def _train_config_inputs(base: list[Path], cfg: Any) -> list[Path]:
+    """As ``train.trainer``: with a ``data.mixture``, its sources are the inputs."""
+    return [Path(s.path) for s in cfg.data.mixture] if cfg.data.mixture else base
+
+
 def _call_train(fn: Callable[..., StageResult], layout: Layout, stage: str, cfg: Any,
                 rt: Runtime) -> StageResult:
     return fn(layout.need("shards", stage), layout.dir(stage), cfg, rt)
@@ -130,7 +149,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "01-ingest", "gristmill.corpus.ingest:ingest",
               "gristmill.corpus.ingest:IngestConfig", _ingest_inputs, _call_ingest),
     StageSpec("clean", "02-clean", "gristmill.corpus.clean:clean",
-              "gristmill.corpus.clean_config:CleanConfig", _prev_docs, _call_docs),
+              "gristmill.corpus.clean_config:CleanConfig", _prev_docs, _call_docs,
+              config_inputs=_clean_inputs),
     StageSpec("dedup", "03-dedup", "gristmill.corpus.dedup:dedup",
               "gristmill.corpus.dedup:DedupConfig", _prev_docs, _call_docs),
     StageSpec("tokenizer", "04-tokenizer", "gristmill.tokenize.train:train_tokenizer",
@@ -138,5 +158,6 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("shards", "05-shards", "gristmill.tokenize.shards:write_shards",
               "gristmill.tokenize.shards:ShardsConfig", _shards_inputs, _call_shards),
     StageSpec("train", "06-train", "gristmill.train.trainer:train",
-              "gristmill.train.config:TrainConfig", _train_inputs, _call_train, data=False),
+              "gristmill.train.config:TrainConfig", _train_inputs, _call_train, data=False,
+              config_inputs=_train_config_inputs),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,68 @@ def test_stale_stages_start_over_and_interrupted_ones_may_resume(tmp_path, monke
     assert plan(pipe)[2].why == "interrupted, and upstream stage case reruns"
     run_pipeline(pipe)
     assert seen == {"case": True, "count": True}  # its input changed: nothing to reuse
+
+
+def _stage_decisions(pipe) -> list[bool]:
+    """Call each stage function in order, as a run would, and record whether it found itself up to date."""
+    from gristmill.stage import Runtime
+
+    return [spec.call(spec.func(), pipe.layout, spec.name, pipe.configs[spec.name], Runtime()).up_to_date
+            for spec in pipe.stages]
+
+
+def _corrupt_case_manifest(tmp: Path) -> None:
+    m = tmp / "out" / "02-case" / "manifest.json"
+    m.write_text(m.read_text().replace('"file": "lines.txt"', '"file": "../lines.txt"'))
+
+
+@pytest.mark.parametrize("change", [
+    "nothing", "touch an input", "change an input", "add an input", "change the config",
+    "delete a manifest", "corrupt a manifest", "another stage's folder",
+])
+def test_the_plan_skips_exactly_what_the_stages_find_up_to_date(tmp_path, change):
+    path = write_pipeline(tmp_path)
+    run_pipeline(load(path))
+    f = tmp_path / "in" / "a.txt"
+    if change == "touch an input":
+        os.utime(f, (1, 1))
+    elif change == "change an input":
+        f.write_text("other words entirely\n")
+    elif change == "add an input":
+        (tmp_path / "in" / "b.txt").write_text("more\n")
+    elif change == "change the config":
+        path = write_pipeline(tmp_path, min_chars=3)
+    elif change == "delete a manifest":
+        (tmp_path / "out" / "02-case" / "manifest.json").unlink()
+    elif change == "corrupt a manifest":  # a manifest the stage refuses to trust: both rerun it
+        _corrupt_case_manifest(tmp_path)
+    elif change == "another stage's folder":
+        m = tmp_path / "out" / "03-count" / "manifest.json"
+        m.write_text(m.read_text().replace('"stage": "count"', '"stage": "case"'))
+    pipe = load(path)
+    planned = [s.action == "skip" for s in plan(pipe)]
+    if change == "another stage's folder":  # the stage refuses the folder; the plan reruns it
+        assert planned == [True, True, False]
+        return
+    assert planned == _stage_decisions(pipe), change
+    assert (change in ("nothing", "touch an input")) == all(planned)
+
+
+def test_the_stage_inputs_are_what_the_stage_fingerprints(tmp_path):
+    """The registry's inputs under a config are the StageRun inputs the real stages build."""
+    import dataclasses
+
+    from gristmill.pipelines.stages import STAGES, Layout
+
+    layout = Layout(root=tmp_path, inputs=(tmp_path / "raw",), stages=tuple(s.name for s in STAGES),
+                    dirnames={s.name: s.dirname for s in STAGES})
+    clean, train = (next(s for s in STAGES if s.name == n) for n in ("clean", "train"))
+    cfg = clean.config_class()()
+    assert clean.stage_inputs(layout, cfg) == [layout.dir("ingest")]
+    cfg = dataclasses.replace(cfg, quality=dataclasses.replace(cfg.quality, model="q.bin"))
+    assert clean.stage_inputs(layout, cfg) == [layout.dir("ingest"), Path("q.bin")]
+    tcfg = train.config_class()()
+    assert train.stage_inputs(layout, tcfg) == [layout.dir("shards")]
 
 
 def test_one_run_per_root_at_a_time(tmp_path):
