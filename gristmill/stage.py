@@ -153,7 +153,7 @@ class StageRun:
         m = read_manifest(self.out)
         if m is None:
             if self.out.is_dir() and any(self.out.iterdir()):
-                return Freshness(Staleness.INTERRUPTED, "no manifest: an earlier run was interrupted")
+                return Freshness(Staleness.INTERRUPTED)
             return Freshness(Staleness.NO_OUTPUT)
         if m.get("stage") != self.stage:
             return Freshness(Staleness.OTHER_STAGE, str(m.get("stage")), m)

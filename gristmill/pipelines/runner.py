@@ -10,6 +10,7 @@ and nothing before it. A stage killed mid-way left no manifest, so the next run 
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -24,13 +25,53 @@ from gristmill.locks import FileLock, lock_holder
 from gristmill.manifest import read_manifest
 from gristmill.pipelines.spec import PipelineConfig
 from gristmill.pipelines.stages import StageSpec
-from gristmill.stage import Freshness, Runtime, StageResult, StageRun, Staleness
+from gristmill.stage import Runtime, StageResult, StageRun, Staleness
 
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 Status = Literal["done", "stale", "not run", "interrupted", "running"]
 LOCK = ".gristmill-run.lock"  # held by the `gristmill run` writing to a root (released on any exit)
+
+
+class Cause(enum.Enum):
+    """Why the plan runs a stage besides what the stage's own check found."""
+
+    FORCED = "forced"
+    UPSTREAM_RERUNS = "upstream reruns"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a stage is in its state, or why the plan runs it, as data: a kind and what exactly.
+
+    ``kind`` is the stage's own finding (:class:`~gristmill.stage.Staleness`) or the plan's
+    (:class:`Cause`); ``detail`` the config keys, input path, other stage or manifest defect;
+    ``upstream`` the earlier stage of this run that reruns, which makes this one stale too.
+    :func:`describe` renders it; ``gristmill status`` renders it in its own words.
+    """
+
+    kind: Staleness | Cause
+    detail: str = ""
+    upstream: str | None = None
+
+    def __str__(self) -> str:
+        return describe(self)
+
+
+def describe(reason: Reason, *, upstream_is: str = "reruns") -> str:
+    """One line for a reason, e.g. ``config changed: vocab_size`` or ``upstream stage dedup reruns``."""
+    kind, detail = reason.kind, reason.detail
+    upstream = f"upstream stage {reason.upstream} {upstream_is}"
+    if kind is Cause.UPSTREAM_RERUNS:
+        return upstream
+    if kind is Cause.FORCED:
+        return "forced"
+    if kind is Staleness.INTERRUPTED:
+        return f"interrupted, and {upstream}" if reason.upstream else "no manifest: an earlier run was interrupted"
+    if kind is Staleness.OTHER_STAGE:
+        return f"the folder holds a {detail!r} stage's output"
+    return f"{kind.value}: {detail}" if detail else kind.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +81,7 @@ class StageState:
     name: str
     out: Path
     status: Status
-    reason: str
+    reason: Reason
     manifest: dict[str, Any] | None
 
 
@@ -51,8 +92,12 @@ class Step:
     spec: StageSpec
     state: StageState
     action: Literal["run", "skip", "outside"]
-    why: str
+    reason: Reason
     fresh: bool = False  # start over (Runtime.force): nothing of an earlier attempt may be reused
+
+    @property
+    def why(self) -> str:
+        return describe(self.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +125,8 @@ def stage_state(pipe: PipelineConfig, spec: StageSpec) -> StageState:
     """The stage's own up-to-date check (:meth:`StageRun.freshness`) on its folder as it is now."""
     run = stage_run(pipe, spec)
     fresh = run.freshness()
-    return StageState(spec.name, run.out, _STATUS.get(fresh.kind, "stale"), _describe(fresh, run.out),
+    return StageState(spec.name, run.out, _STATUS.get(fresh.kind, "stale"), Reason(fresh.kind, fresh.detail),
                       fresh.manifest)
-
-
-def _describe(fresh: Freshness, out: Path) -> str:
-    if fresh.kind is Staleness.OTHER_STAGE:
-        return f"{out} holds a {fresh.detail!r} output"
-    if fresh.kind in (Staleness.INTERRUPTED, Staleness.NO_OUTPUT, Staleness.UP_TO_DATE):
-        return fresh.detail or fresh.kind.value
-    return f"{fresh.kind.value}: {fresh.detail}"
 
 
 def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
@@ -111,9 +148,9 @@ def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = N
             steps.append(Step(spec, state, "outside", state.reason))
             continue
         if spec.name in force or "all" in force:
-            steps.append(Step(spec, state, "run", "forced", fresh=True))
+            steps.append(Step(spec, state, "run", Reason(Cause.FORCED), fresh=True))
         elif state.status == "done":
-            steps.append(Step(spec, state, "skip", "up to date"))
+            steps.append(Step(spec, state, "skip", state.reason))
             continue
         else:
             # A stale stage, or one after a stage that reruns, starts over: e.g. training must
@@ -132,10 +169,10 @@ def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState
     if m is None:
         state = stage_state(pipe, spec)
         if state.status == "interrupted":
-            return StageState(spec.name, out, "interrupted", f"interrupted, and upstream stage {upstream} reruns",
+            return StageState(spec.name, out, "interrupted", Reason(Staleness.INTERRUPTED, upstream=upstream),
                               None)
         return state
-    return StageState(spec.name, out, "stale", f"upstream stage {upstream} reruns", m)
+    return StageState(spec.name, out, "stale", Reason(Cause.UPSTREAM_RERUNS, upstream=upstream), m)
 
 
 def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
@@ -150,7 +187,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                 if step.action == "skip":
                     say(f"{name}: up to date ({out})")
                 elif step.state.status != "done":  # e.g. --from past a stage whose config changed
-                    say(f"{name}: not selected, but {step.state.status} ({step.state.reason})")
+                    say(f"{name}: not selected, but {step.state.status} ({describe(step.state.reason)})")
                 outcomes.append(Outcome(name, "up to date" if step.action == "skip" else "outside",
                                         out, None, 0.0))
                 continue

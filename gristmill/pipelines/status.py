@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.infra.slurm_jobs import describe, job_state, log_path, read_jobs
-from gristmill.pipelines.runner import Step, plan, running_pid
+from gristmill.pipelines.runner import Cause, Reason, Step, describe, plan, running_pid
 from gristmill.pipelines.spec import PipelineConfig
 
 
@@ -25,17 +25,18 @@ def status_rows(pipe: PipelineConfig) -> list[dict[str, Any]]:
 
 def _row(step: Step, running: str | None) -> dict[str, Any]:
     st, m = step.state, step.state.manifest or {}
-    reason, status = st.reason, st.status
+    status = st.status
     if running and status == "interrupted":  # not interrupted: a run is at work in it
         status, reason = "running", f"`gristmill run` (pid {running}) is at work"
-    if reason.startswith("upstream stage ") and reason.endswith(" reruns"):
-        reason = reason.replace(" reruns", " is not up to date")
+    else:
+        reason = reason_text(st.reason)
     outputs = m.get("outputs") or []
     counts = m.get("counts")
     return {
         "stage": st.name,
         "status": status,
         "reason": None if status == "done" else reason,
+        "reason_kind": None if status == "done" else _kind(st.reason, status),
         "output": str(st.out),
         "counts": counts,
         "seconds": m.get("seconds"),
@@ -44,6 +45,20 @@ def _row(step: Step, running: str | None) -> dict[str, Any]:
         "finished": m.get("finished"),
         "result": result_summary(m) if m else None,
     }
+
+
+def reason_text(reason: Reason) -> str:
+    """A reason in status's words: nothing is rerunning, so an upstream stage "is not up to date"."""
+    return describe(reason, upstream_is="is not up to date")
+
+
+def _kind(reason: Reason, status: str) -> str:
+    """The reason's kind for --json readers: ``config_changed``, ``upstream_stale``, ``running``..."""
+    if status == "running":
+        return "running"
+    if reason.kind is Cause.UPSTREAM_RERUNS:
+        return "upstream_stale"
+    return reason.kind.name.lower()
 
 
 def result_summary(m: dict[str, Any]) -> str | None:

@@ -49,8 +49,37 @@ def test_status_json_says_why_a_stage_is_stale(tmp_path):
     assert rows["read"]["status"] == "stale" and rows["read"]["reason"] == "config changed: min_chars"
     assert rows["case"]["status"] == "stale"
     assert rows["case"]["reason"] == "upstream stage read is not up to date"
+    assert (rows["read"]["reason_kind"], rows["case"]["reason_kind"]) == ("config_changed", "upstream_stale")
     assert rows["read"]["counts"] == {"in": 3, "kept": 2, "removed": {"too_short": 1}}
     assert rows["read"]["bytes"] == (tmp_path / "out" / "01-read" / "lines.txt").stat().st_size
+
+
+def test_status_renders_the_runners_reasons_in_its_own_words(tmp_path):
+    from gristmill.pipelines.spec import load_pipeline
+    from gristmill.pipelines.status import status_rows
+
+    p = write_pipeline(tmp_path)
+    invoke("run", str(p))
+    (tmp_path / "out" / "03-count" / "manifest.json").unlink()  # count was interrupted
+    p = write_pipeline(tmp_path, upper="false")
+    rows = {r["stage"]: r for r in status_rows(load_pipeline(p, registry=FAKE_STAGES))}
+    assert (rows["read"]["reason"], rows["read"]["reason_kind"]) == (None, None)
+    assert (rows["case"]["reason"], rows["case"]["reason_kind"]) == ("config changed: upper", "config_changed")
+    assert rows["count"]["status"] == "interrupted" and rows["count"]["reason_kind"] == "interrupted"
+    assert rows["count"]["reason"] == "interrupted, and upstream stage case is not up to date"
+
+
+def test_status_says_running_while_a_run_holds_the_root(tmp_path, monkeypatch):
+    from gristmill.pipelines import status
+    from gristmill.pipelines.spec import load_pipeline
+
+    p = write_pipeline(tmp_path)
+    (tmp_path / "out" / "01-read" / ".tmp").mkdir(parents=True)  # a run is writing it
+    monkeypatch.setattr(status, "running_pid", lambda root: "4242")
+    rows = {r["stage"]: r for r in status.status_rows(load_pipeline(p, registry=FAKE_STAGES))}
+    assert rows["read"]["status"] == "running" and rows["read"]["reason_kind"] == "running"
+    assert rows["read"]["reason"] == "`gristmill run` (pid 4242) is at work"
+    assert (rows["case"]["status"], rows["case"]["reason"]) == ("not run", "no output yet")
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):

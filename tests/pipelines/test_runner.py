@@ -83,6 +83,23 @@ def test_touching_an_input_without_changing_it_keeps_everything_up_to_date(tmp_p
     assert {s.action for s in plan(pipe)} == {"skip"}
 
 
+def test_the_plan_gives_each_reason_as_data(tmp_path):
+    from gristmill.pipelines.runner import Cause, Reason
+    from gristmill.stage import Staleness
+
+    pipe = load(write_pipeline(tmp_path))
+    assert [s.reason for s in plan(pipe)] == [Reason(Staleness.NO_OUTPUT)] * 3
+    run_pipeline(pipe)
+    assert [s.reason.kind for s in plan(pipe)] == [Staleness.UP_TO_DATE] * 3
+    pipe = load(write_pipeline(tmp_path, upper="false"))
+    assert [s.reason for s in plan(pipe, force=["read"])] == [
+        Reason(Cause.FORCED), Reason(Cause.UPSTREAM_RERUNS, upstream="read"),
+        Reason(Cause.UPSTREAM_RERUNS, upstream="read")]
+    steps = plan(pipe)
+    assert steps[1].reason == Reason(Staleness.CONFIG_CHANGED, "upper")
+    assert steps[1].state.reason == steps[1].reason  # what the stage's own check found
+
+
 def test_force_reruns_the_stage_and_everything_after_it(tmp_path):
     pipe = load(write_pipeline(tmp_path))
     run_pipeline(pipe)
@@ -176,11 +193,18 @@ def test_stale_stages_start_over_and_interrupted_ones_may_resume(tmp_path, monke
 
 
 def _stage_decisions(pipe) -> list[bool]:
-    """Call each stage function in order, as a run would, and record whether it found itself up to date."""
+    """Call each stage function in order, as a run would, and record whether it found itself up to
+    date, up to the first that reruns (after it the plan reruns everything by design: it cannot
+    know the rerun will write the same bytes)."""
     from gristmill.stage import Runtime
 
-    return [spec.call(spec.func(), pipe.layout, spec.name, pipe.configs[spec.name], Runtime()).up_to_date
-            for spec in pipe.stages]
+    found = []
+    for spec in pipe.stages:
+        found.append(spec.call(spec.func(), pipe.layout, spec.name, pipe.configs[spec.name],
+                               Runtime()).up_to_date)
+        if not found[-1]:
+            break
+    return found
 
 
 def _corrupt_case_manifest(tmp: Path) -> None:
@@ -212,11 +236,14 @@ def test_the_plan_skips_exactly_what_the_stages_find_up_to_date(tmp_path, change
         m = tmp_path / "out" / "03-count" / "manifest.json"
         m.write_text(m.read_text().replace('"stage": "count"', '"stage": "case"'))
     pipe = load(path)
-    planned = [s.action == "skip" for s in plan(pipe)]
+    steps = plan(pipe)
+    planned = [s.action == "skip" for s in steps]
     if change == "another stage's folder":  # the stage refuses the folder; the plan reruns it
         assert planned == [True, True, False]
         return
-    assert planned == _stage_decisions(pipe), change
+    decided = _stage_decisions(pipe)
+    assert planned[:len(decided)] == decided, change
+    assert {s.reason.kind.name for s in steps[len(decided):]} <= {"UPSTREAM_RERUNS"}
     assert (change in ("nothing", "touch an input")) == all(planned)
 
 
