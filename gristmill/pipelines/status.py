@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.infra.slurm_jobs import describe, job_state, log_path, read_jobs
-from gristmill.pipelines.runner import Cause, Reason, Step, describe, plan, running_pid
+from gristmill.pipelines import runner
+from gristmill.pipelines.runner import Cause, Reason, Step, plan, running_pid
 from gristmill.pipelines.spec import PipelineConfig
 
 
@@ -49,7 +50,7 @@ def _row(step: Step, running: str | None) -> dict[str, Any]:
 
 def reason_text(reason: Reason) -> str:
     """A reason in status's words: nothing is rerunning, so an upstream stage "is not up to date"."""
-    return describe(reason, upstream_is="is not up to date")
+    return runner.describe(reason, upstream_is="is not up to date")
 
 
 def _kind(reason: Reason, status: str) -> str:

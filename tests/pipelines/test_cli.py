@@ -82,6 +82,23 @@ def test_status_says_running_while_a_run_holds_the_root(tmp_path, monkeypatch):
     assert (rows["case"]["status"], rows["case"]["reason"]) == ("not run", "no output yet")
 
 
+def test_status_shows_the_slurm_job_a_stage_was_submitted_as(tmp_path, monkeypatch):
+    from gristmill.infra.slurm_jobs import JobRecord, JobState, record_jobs
+    from gristmill.pipelines import status
+
+    p = write_pipeline(tmp_path)
+    slurm = tmp_path / "out" / "slurm"
+    slurm.mkdir(parents=True)
+    record_jobs(slurm, [JobRecord(kind="data", job_id="77", stages=("read", "case"), script="s.sh",
+                                  log_dir=str(slurm))])
+    monkeypatch.setattr(status, "job_state", lambda job_id: JobState(state="PENDING", reason="Priority"))
+    r = invoke("status", str(p), "--json")
+    rows = {s["stage"]: s for s in json.loads(r.stdout)["stages"]}
+    assert rows["read"]["slurm"] == {"job_id": "77", "state": "PENDING", "reason": "Priority", "exit_code": None,
+                                     "log": f"{slurm}/*-77.out"}
+    assert rows["count"]["slurm"] is None and rows["read"]["reason"] == "no output yet"
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     p = write_pipeline(tmp_path)
     r = invoke("run", str(p), "--dry-run", "--json")
