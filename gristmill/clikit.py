@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from gristmill.config import build, load_toml, section
+from gristmill.config import load
 from gristmill.stage import Runtime, StageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,10 +48,12 @@ def runtime(workers: int | None = None, scheduler: str | None = None, force: boo
 
 def load_config(cls: type[C], config_path: Path | None, table: str,
                 overrides: Mapping[str, Any]) -> C:
-    """CLI > TOML ``[table]`` > defaults, with unknown keys reported by file and key."""
-    values = section(load_toml(config_path), table) if config_path else {}
-    where = f"{config_path} [{table}]" if config_path else f"[{table}]"
-    return build(cls, values, overrides=overrides, where=where)
+    """CLI > TOML ``[table]`` > defaults (:func:`gristmill.config.load`, the one merge).
+
+    ``overrides`` maps keys (dotted for nested tables: ``"optim.lr"``) to flag values, ``None``
+    for a flag not given; errors name the file, table and key.
+    """
+    return load(cls, config_path, table, overrides)
 
 
 def echo_err(msg: str = "") -> None:

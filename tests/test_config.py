@@ -1,14 +1,14 @@
-"""Typed configs: CLI > TOML > defaults, unknown keys and wrong types named."""
+"""Typed configs: CLI > TOML > preset > defaults in one merge, unknown keys and wrong types named."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
-from gristmill.config import build, config_hash, load_toml, section
+from gristmill.config import ConfigKeyError, build, config_hash, load, load_toml, merge, section
 from gristmill.errors import ConfigError
 
 
@@ -74,3 +74,81 @@ def test_toml_errors_are_config_errors(tmp_path: Path) -> None:
 def test_config_hash_changes_with_any_value() -> None:
     assert config_hash(Outer()) == config_hash(build(Outer, {}))
     assert config_hash(Outer()) != config_hash(build(Outer, {"inner": {"threshold": 0.6}}))
+
+
+# The one merge: defaults < preset < TOML < CLI, dotted CLI keys, errors located by data.
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Preset:
+    preset_key: ClassVar[str] = "style"
+
+    style: str = "plain"
+    size: int = 1
+    inner: Inner = field(default_factory=Inner)
+
+    @classmethod
+    def preset(cls, name: str) -> dict:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown style {name!r}")
+        return PRESETS[name]
+
+
+PRESETS = {"plain": {}, "big": {"size": 10, "inner": {"threshold": 0.9, "enabled": False}}}
+
+
+def test_layers_defaults_preset_toml_cli() -> None:
+    assert build(Preset, {}) == Preset()
+    cfg = build(Preset, {"style": "big"})
+    assert (cfg.size, cfg.inner.threshold, cfg.inner.enabled) == (10, 0.9, False)  # preset over defaults
+    cfg = build(Preset, {"style": "big", "inner": {"threshold": 0.1}})
+    assert (cfg.size, cfg.inner.threshold, cfg.inner.enabled) == (10, 0.1, False)  # TOML over preset, key by key
+    cfg = build(Preset, {"inner": {"threshold": 0.1}}, overrides={"style": "big", "size": 2, "inner.enabled": None})
+    assert (cfg.style, cfg.size, cfg.inner.threshold, cfg.inner.enabled) == ("big", 2, 0.1, False)  # CLI over all
+
+
+def test_dotted_cli_keys_reach_nested_tables_and_keep_their_siblings() -> None:
+    cfg = build(Outer, {"inner": {"threshold": 1, "enabled": False}}, overrides={"inner.threshold": 0.25})
+    assert (cfg.inner.threshold, cfg.inner.enabled) == (0.25, False)
+    assert build(Outer, None, overrides={"inner.enabled": False}).inner == Inner(enabled=False)
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}, None, {"d": None}) == {"a": {"b": 3, "c": 2}}
+
+
+def test_an_unknown_nested_key_carries_key_table_file_and_line(tmp_path: Path) -> None:
+    toml = tmp_path / "o.toml"
+    toml.write_text("[outer]\nsize = 2\n\n[outer.inner]\nenabled = true\ntreshold = 0.3\n")
+    with pytest.raises(ConfigKeyError) as e:
+        load(Outer, toml, "outer", {"size": 4})
+    err = e.value
+    assert (err.key, err.table, err.file, err.line) == ("inner.treshold", "outer", toml, 6)
+    assert err.reason == "unknown key 'treshold'" and err.known == ("enabled", "threshold")
+    assert err.message == f"{toml} [outer].inner: unknown key 'treshold' (known: enabled, threshold)"
+    assert isinstance(err, ConfigError)
+
+
+def test_a_bad_cli_value_and_a_validation_error_name_their_key(tmp_path: Path) -> None:
+    toml = tmp_path / "o.toml"
+    toml.write_text("[outer]\nname = \"n\"\nsize = 2\n")
+    with pytest.raises(ConfigKeyError) as e:
+        load(Outer, toml, "outer", {"inner.threshold": "high"})
+    assert (e.value.key, e.value.line) == ("inner.threshold", 1)  # not in the file: its table's line
+    assert e.value.message == f"{toml} [outer].inner.threshold: expected a number, got 'high'"
+    toml.write_text("[outer]\nname = \"n\"\nsize = -2\n")
+    with pytest.raises(ConfigKeyError) as e:
+        load(Outer, toml, "outer")
+    assert (e.value.key, e.value.line, e.value.reason) == ("size", 3, "size must be >= 0, got -2")
+    assert e.value.message == f"{toml} [outer]: size must be >= 0, got -2"
+
+
+def test_a_table_laid_over_a_value_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    toml = tmp_path / "o.toml"
+    toml.write_text("[outer]\ninner = 3\n")
+    with pytest.raises(ConfigKeyError) as e:
+        load(Outer, toml, "outer", {"inner.threshold": 0.2})
+    assert (e.value.key, e.value.line) == ("inner", 2)
+    assert "expected a table, got 3" in e.value.message
+
+
+def test_a_preset_error_is_the_preset_keys() -> None:
+    with pytest.raises(ConfigKeyError) as e:
+        build(Preset, {"style": "fancy"}, table="p")
+    assert (e.value.key, e.value.table, e.value.message) == ("style", "p", "[p].style: unknown style 'fancy'")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from gristmill.config import build, load_toml, section, to_dict
+from gristmill.config import load, to_dict
 from gristmill.corpus.langid import LangConfig
 from gristmill.corpus.normalize import NormalizeConfig
 from gristmill.corpus.pii import PIIConfig
@@ -35,6 +35,10 @@ class CleanConfig:
     over; it is recorded so ``--show-config`` and the manifest say where the values came from.
     """
 
+    # The preset layer of gristmill.config.build: the profile named by ``profile`` lies
+    # between these defaults and the TOML table.
+    preset_key: ClassVar[str] = "profile"
+
     profile: str = DEFAULT_PROFILE
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     lang: LangConfig = field(default_factory=LangConfig)
@@ -48,9 +52,9 @@ class CleanConfig:
     examples_per_reason: int = 5
 
     @classmethod
-    def from_table(cls, table: dict[str, Any], *, where: str = STAGE) -> CleanConfig:
-        """Build from a ``[clean]`` table (a pipeline file's), applying its ``profile``."""
-        return build(cls, _profiled(dict(table), None, where), where=where)
+    def preset(cls, name: str) -> dict[str, Any]:
+        """The ``[clean]`` keys of profile ``name``: the layer under the TOML table."""
+        return profile_values(name)
 
     def __post_init__(self) -> None:
         if self.examples_per_reason < 0:
@@ -67,59 +71,29 @@ def load_clean_config(config_path: Path | None, *, languages: str | None = None,
                       quality_model: str | None = None) -> CleanConfig:
     """CLI flags over ``[clean]`` of ``config_path`` over the profile over defaults.
 
-    The profile is ``profile`` (``--profile``), else ``[clean] profile``, else ``web``. Flags
-    touch single keys only; tables merge key by key at every layer.
+    One merge, :func:`gristmill.config.load`: the profile (``--profile``, else ``[clean] profile``,
+    else ``web``) is :class:`CleanConfig`'s preset layer. Flags touch single keys only; tables merge
+    key by key at every layer.
     """
-    toml = section(load_toml(config_path), STAGE) if config_path else {}
-    where = f"{config_path} [{STAGE}]" if config_path else f"[{STAGE}]"
-    values = _profiled(toml, profile, where)
-    overrides: dict[str, dict[str, Any]] = {}
-    if languages is not None:
-        overrides["lang"] = {"languages": [c.strip().lower() for c in languages.split(",") if c.strip()]}
-    if min_lang_score is not None:
-        overrides.setdefault("lang", {})["min_score"] = min_lang_score
-    if no_lang_id:
-        overrides.setdefault("lang", {})["enabled"] = False
+    if profile is not None and profile not in profile_names():
+        profile_values(profile)  # raises: a bad --profile is the flag's error, not the file's
+    overrides: dict[str, Any] = {
+        "profile": profile,
+        "lang.languages": None if languages is None else
+        [c.strip().lower() for c in languages.split(",") if c.strip()],
+        "lang.min_score": min_lang_score,
+        "lang.enabled": False if no_lang_id else None,
+        "pii.enabled": False if no_pii else None,
+        "quality.model": quality_model,
+        "quality.min_score": min_quality_score,
+        "all_reasons": True if all_reasons else None,
+    }
     if rules is not None:
         try:
             overrides.update(rule_selection([r.strip() for r in rules.split(",") if r.strip()]))
         except ValueError as e:
             raise ConfigError(f"--rules: {e}") from None
-    if no_pii:
-        overrides["pii"] = {"enabled": False}
-    if quality_model is not None:
-        overrides["quality"] = {"model": quality_model}
-    if min_quality_score is not None:
-        overrides.setdefault("quality", {})["min_score"] = min_quality_score
-    _overlay(values, overrides, where)
-    if all_reasons:
-        values["all_reasons"] = True
-    return build(CleanConfig, values, where=where)
-
-
-def _profiled(toml: dict[str, Any], profile: str | None, where: str) -> dict[str, Any]:
-    """The profile's keys (``profile``, else ``toml["profile"]``, else web) with ``toml`` laid over."""
-    chosen = profile if profile is not None else toml.get("profile", DEFAULT_PROFILE)
-    if not isinstance(chosen, str):
-        raise ConfigError(f"{where}.profile: expected a string, got {chosen!r}")
-    values = profile_values(chosen)
-    _overlay(values, toml, where)
-    values["profile"] = chosen
-    return values
-
-
-def _overlay(values: dict[str, Any], top: dict[str, Any], where: str) -> None:
-    """Lay ``top`` over ``values`` in place: scalars replace, sub-tables merge key by key."""
-    for key, val in top.items():
-        current = values.get(key)
-        if isinstance(val, dict):
-            if current is not None and not isinstance(current, dict):
-                raise ConfigError(f"{where}: {key} must be a table")
-            values[key] = {**(current or {}), **val}
-        elif isinstance(current, dict):
-            raise ConfigError(f"{where}: {key} must be a table")
-        else:
-            values[key] = val
+    return load(CleanConfig, config_path, STAGE, overrides)
 
 
 def rule_selection(names: Sequence[str]) -> dict[str, dict[str, bool]]:
