@@ -4,18 +4,18 @@
 (``[ingest]``, ``[dedup]``, …) is the same config its own command takes, built by
 :func:`gristmill.config.build`; ``[cluster]`` says where data stages run and ``[slurm]``
 how training is submitted. Relative paths are relative to the pipeline file. Every error
-names the file, the line and the key.
+names the file, the line and the key, and is a :class:`~gristmill.config.ConfigKeyError`
+carrying them as attributes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gristmill.config import build, tomllib
+from gristmill.config import ConfigKeyError, TomlFile, build, read_toml
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.infra.dask import ClusterConfig
 from gristmill.infra.slurm import SlurmConfig
@@ -61,19 +61,8 @@ def load_pipeline(path: str | Path, *, root: Path | None = None,
                   registry: Sequence[StageSpec] = STAGES) -> PipelineConfig:
     """Read and check a pipeline file: every error is found here, before any stage runs."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(f"pipeline file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start}): a TOML file must be UTF-8 text") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the pipeline file ({e.strerror})") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    loc = _Locator(path, text)
+    toml = read_toml(path, what="pipeline")
+    doc, loc = toml.doc, _Locator(toml)
     names = [s.name for s in registry]
     for table in doc:
         if table not in names and table not in _META_TABLES:
@@ -131,15 +120,15 @@ def _stage_list(stages: tuple[str, ...] | None, names: list[str], loc: _Locator)
     return tuple(stages)
 
 
-_ERR = re.compile(r"^(?P<path>[\w.\[\]-]+): (?P<rest>.*)$", re.S)
-_UNKNOWN = re.compile(r"^unknown key '(?P<key>[^']+)'")
-
-
 class _Locator:
-    """Builds tables and turns config errors into ``FILE:LINE: [table] key: message``."""
+    """Builds the file's tables; every error reads ``FILE:LINE: [table] key: message``.
 
-    def __init__(self, path: Path, text: str) -> None:
-        self.path, self.lines = path, text.splitlines()
+    :func:`gristmill.config.build` locates its errors itself (a :class:`ConfigKeyError` carries
+    the dotted key, its line and the reason as fields); this only words them for a pipeline file.
+    """
+
+    def __init__(self, toml: TomlFile) -> None:
+        self.toml = toml
 
     def build(self, cls: type, doc: Mapping[str, Any], table: str,
               overrides: Mapping[str, Any] | None = None) -> Any:
@@ -147,61 +136,17 @@ class _Locator:
         if not isinstance(values, Mapping):
             raise self.error(table, None, f"[{table}] must be a table")
         try:
-            if hasattr(cls, "from_table") and not overrides:  # a config with presets (clean profiles)
-                return cls.from_table(values, where=table)
-            return build(cls, values, overrides=overrides, where=table)
-        except ConfigError as e:
-            raise self._locate(str(e.message), table, values) from None
+            return build(cls, values, overrides=overrides, table=table, toml=self.toml)
+        except ConfigKeyError as e:
+            raise self.error(table, e.key, e.reason, line=e.line, known=e.known) from None
+        except ConfigError as e:  # raised by a config class itself: about the table
+            raise self.error(table, None, e.message) from None
 
-    def _locate(self, msg: str, table: str, values: Mapping[str, Any]) -> ConfigError:
-        m = _ERR.match(msg)
-        if not m or not (m["path"] == table or m["path"].startswith(table + ".")):
-            return self.error(table, None, msg)
-        key_path, rest = re.sub(r"\[\d+\]", "", m["path"]), m["rest"]
-        if u := _UNKNOWN.match(rest):
-            key_path += "." + u["key"]
-            rest = rest.replace(" (known:", "; known:").rstrip(")") if "(known:" in rest else rest
-        key = key_path[len(table) + 1:] or None
-        if key is None:  # a validation error: point at the first key the message names
-            key = next((k for k in _flat_keys(values) if re.search(rf"\b{re.escape(k.split('.')[-1])}\b", rest)),
-                       None)
-        return self.error(table, key, rest)
-
-    def error(self, table: str, key: str | None, msg: str) -> ConfigError:
-        line = self.line_of(table, key)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return ConfigError(f"{where}: [{table}]{' ' + key if key else ''}: {msg}")
-
-    def line_of(self, table: str, key: str | None) -> int | None:
-        """The line defining ``table.key`` (or the nearest enclosing definition), 1-based."""
-        want = f"{table}.{key}" if key else table
-        best, best_len, header = None, -1, ""
-        for no, raw in enumerate(self.lines, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if h := re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$", line):
-                header, full = _norm(h[1]), _norm(h[1])
-            elif "=" in line:
-                lhs = _norm(line.split("=", 1)[0])
-                full = f"{header}.{lhs}" if header else lhs
-            else:
-                continue
-            if full == want:
-                return no
-            if want.startswith(full + ".") and len(full) > best_len:
-                best, best_len = no, len(full)
-        return best
-
-
-def _norm(key: str) -> str:
-    return ".".join(part.strip().strip("\"'") for part in key.split("."))
-
-
-def _flat_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in values.items():
-        out.append(prefix + k)
-        if isinstance(v, Mapping):
-            out.extend(_flat_keys(v, prefix + k + "."))
-    return out
+    def error(self, table: str, key: str | None, reason: str, *, line: int | None = None,
+              known: tuple[str, ...] = ()) -> ConfigKeyError:
+        if line is None:
+            line = self.toml.line_of(f"{table}.{key}" if key else table)
+        where = f"{self.toml.path}:{line}" if line else str(self.toml.path)
+        shown = f"{reason}; known: {', '.join(known)}" if known else reason
+        return ConfigKeyError(f"{where}: [{table}]{' ' + key if key else ''}: {shown}", reason=reason,
+                              key=key, table=table, file=self.toml.path, line=line, known=known)

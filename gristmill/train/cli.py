@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from gristmill.clikit import config_option, force_option, json_option, report_stage, runtime
-from gristmill.config import build, load_toml, section
+from gristmill.clikit import config_option, force_option, json_option, load_config, report_stage, runtime
 from gristmill.errors import ConfigError
 from gristmill.stage import StageResult
 
@@ -32,18 +31,6 @@ def parse_data(specs: tuple[str, ...]) -> tuple[Path | None, list[dict[str, Any]
             raise ConfigError(f"--data {spec!r}: weight {weight!r} is not a number") from None
         mixture.append({"name": name, "path": path, "weight": w})
     return None, mixture
-
-
-def _set(values: dict[str, Any], dotted: str, value: Any) -> None:
-    if value is None:
-        return
-    *parents, key = dotted.split(".")
-    node = values
-    for p in parents:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"[train.{p}] must be a table")
-    node[key] = value
 
 
 @click.command()
@@ -112,18 +99,14 @@ def train(ctx: click.Context, data_specs: tuple[str, ...], out: Path, config_pat
     if rank:
         logging.getLogger("gristmill").setLevel(logging.WARNING)
     data, mixture = parse_data(data_specs) if data_specs else (None, None)
-    values = section(load_toml(config_path), "train") if config_path else {}
-    for dotted, value in (("model", model), ("seq_len", seq_len), ("batch_tokens", batch_tokens),
-                          ("micro_batch", micro_batch), ("max_steps", max_steps), ("seed", seed),
-                          ("optim.lr", lr), ("checkpoint.every", checkpoint_every),
-                          ("parallel.device", device), ("parallel.strategy", strategy),
-                          ("parallel.compile", compile_), ("data.doc_aligned", doc_aligned),
-                          ("data.mixture", mixture)):
-        _set(values, dotted, value)
-    where = f"{config_path} [train]" if config_path else "[train]"
     from gristmill.train.config import TrainConfig
 
-    config = build(TrainConfig, values, where=where)
+    # CLI > [train] of --config > defaults; dotted keys set the nested tables' keys.
+    config = load_config(TrainConfig, config_path, "train", {
+        "model": model, "seq_len": seq_len, "batch_tokens": batch_tokens, "micro_batch": micro_batch,
+        "max_steps": max_steps, "seed": seed, "optim.lr": lr, "checkpoint.every": checkpoint_every,
+        "parallel.device": device, "parallel.strategy": strategy, "parallel.compile": compile_,
+        "data.doc_aligned": doc_aligned, "data.mixture": mixture})
     if use_slurm:
         overrides = {"nodes": nodes, "gpus_per_node": gpus_per_node, "time": time_limit,
                      "partition": partition, "account": account}
@@ -166,9 +149,7 @@ def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[
     from gristmill.stage import StageRun
     from gristmill.train.trainer import UNMANAGED
 
-    values = section(load_toml(config_path), "slurm") if config_path else {}
-    cfg = build(slurm.SlurmConfig, values, overrides=overrides,
-                where=f"{config_path} [slurm]" if config_path else "[slurm]")
+    cfg = load_config(slurm.SlurmConfig, config_path, "slurm", overrides)
     # OUT/slurm/ is written now, the run much later: refuse a folder the run could not own (a
     # user's, or the shards themselves) before writing anything into it.
     StageRun("train", out, config, inputs=inputs, unmanaged=UNMANAGED).check()

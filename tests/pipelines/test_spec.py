@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gristmill.config import ConfigKeyError
 from gristmill.errors import ConfigError
 from gristmill.pipelines.spec import load_pipeline
 from tests.pipelines.fakes import FAKE_STAGES, CaseConfig, ReadConfig
@@ -119,3 +120,15 @@ def test_a_bug_in_a_stage_is_not_reported_as_a_config_error(tmp):
     (tmp / "p.toml").write_text(GOOD)
     with pytest.raises(KeyError, match="a bug"):
         load_pipeline(tmp / "p.toml", registry=registry)
+
+
+def test_errors_carry_file_table_key_and_line_as_attributes(tmp):
+    # The message is worded from these fields; nothing parses a message back.
+    with pytest.raises(ConfigKeyError) as e:
+        load_text(tmp, GOOD.replace("min_chars = 3", "min_chars = 3\nmin_char = 4"))
+    err = e.value
+    assert (err.file, err.line, err.table, err.key) == (tmp / "p.toml", 8, "read", "min_char")
+    assert (err.reason, err.known) == ("unknown key 'min_char'", ("min_chars",))
+    with pytest.raises(ConfigKeyError) as e:
+        load_text(tmp, GOOD.replace("workers = 2", "workers = 0"))
+    assert (e.value.line, e.value.table, e.value.key) == (13, "cluster", "workers")
