@@ -53,7 +53,7 @@ class PartOutput:
 
 
 @dataclass(frozen=True, slots=True)
-class Unit:
+class PartUnit:
     """One task's input: rows ``[start, stop)`` of one row group of one part file.
 
     ``row_group`` is ``None`` for a part file without row groups (an empty part).
@@ -68,7 +68,7 @@ class Unit:
 
 
 @dataclass(frozen=True, slots=True)
-class UnitResult:
+class PartUnitResult:
     """A finished unit: its counts and stats, and the files it left in the temp directory."""
 
     index: int
@@ -83,30 +83,30 @@ class UnitResult:
 PartFn = Callable[[pa.Table], PartOutput]
 
 
-def plan_units(inp: Path, rows_per_unit: int = 4096) -> list[Unit]:
+def plan_units(inp: Path, rows_per_unit: int = 4096) -> list[PartUnit]:
     """Units of a finished dataset directory, numbered in file, row-group and row order."""
     if rows_per_unit < 1:
         raise ValueError(f"rows_per_unit must be >= 1, got {rows_per_unit}")
-    units: list[Unit] = []
+    units: list[PartUnit] = []
     for path in part_files(inp):
         meta = pq.ParquetFile(path).metadata
         if meta.num_row_groups == 0:
-            units.append(Unit(len(units), str(path), None))
+            units.append(PartUnit(len(units), str(path), None))
         for rg in range(meta.num_row_groups):
             rows = meta.row_group(rg).num_rows
             for start in range(0, max(rows, 1), rows_per_unit):
-                units.append(Unit(len(units), str(path), rg, start, min(start + rows_per_unit, rows)))
+                units.append(PartUnit(len(units), str(path), rg, start, min(start + rows_per_unit, rows)))
     return units
 
 
 def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, description: str,
-              columns: Sequence[str] | None = None, rows_per_unit: int = 4096) -> list[UnitResult]:
+              columns: Sequence[str] | None = None, rows_per_unit: int = 4096) -> list[PartUnitResult]:
     """Run ``fn`` over every unit of dataset ``inp`` on Dask; publish outputs into ``run``.
 
     ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one with
     a frozen config). ``columns`` restricts what is read (default: all); ``rows_per_unit``
     bounds a task's size (part of the output layout: keep it fixed for a stage). Returns one
-    :class:`UnitResult` per unit, in unit order; ``run.begin()`` must have been called.
+    :class:`PartUnitResult` per unit, in unit order; ``run.begin()`` must have been called.
     """
     units = plan_units(inp, rows_per_unit)
     if not units:
@@ -117,7 +117,7 @@ def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, descrip
     with dask_client(runtime) as client:
         futures = [client.submit(run_unit, unit, fn, tmp, cols, pure=False)
                    for unit in units]
-        results: list[UnitResult] = gather(client, futures, description)
+        results: list[PartUnitResult] = gather(client, futures, description)
     for r in results:
         name = part_name(r.index)
         run.publish(name, rows=r.kept_rows, sha256=r.kept_sha256)
@@ -126,7 +126,7 @@ def map_parts(inp: Path, run: StageRun, fn: PartFn, runtime: Runtime, *, descrip
     return results
 
 
-def run_unit(unit: Unit, fn: PartFn, tmp: str, columns: list[str] | None) -> UnitResult:
+def run_unit(unit: PartUnit, fn: PartFn, tmp: str, columns: list[str] | None) -> PartUnitResult:
     """Read one unit, apply ``fn``, write its outputs under ``tmp`` (runs on a worker)."""
     pf = pq.ParquetFile(unit.path)
     if unit.row_group is None:
@@ -150,12 +150,12 @@ def run_unit(unit: Unit, fn: PartFn, tmp: str, columns: list[str] | None) -> Uni
         removed_path = Path(tmp) / REMOVED_DIR / name
         write_table(out.removed, removed_path)
         removed_sha = sha256_file(removed_path)
-    return UnitResult(index=unit.index, counts=out.counts, stats=out.stats, kept_rows=out.kept.num_rows,
-                      kept_sha256=sha256_file(kept_path), removed_rows=out.removed.num_rows,
-                      removed_sha256=removed_sha)
+    return PartUnitResult(index=unit.index, counts=out.counts, stats=out.stats, kept_rows=out.kept.num_rows,
+                          kept_sha256=sha256_file(kept_path), removed_rows=out.removed.num_rows,
+                          removed_sha256=removed_sha)
 
 
-def merge_counts(results: Sequence[UnitResult]) -> Counts:
+def merge_counts(results: Sequence[PartUnitResult]) -> Counts:
     """The stage's counts: the sum of its units'."""
     total = Counts()
     for r in results:

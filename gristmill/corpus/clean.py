@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from gristmill.corpus.apply import PartOutput, UnitResult, map_parts, merge_counts
+from gristmill.corpus.apply import PartOutput, PartUnitResult, map_parts, merge_counts
 from gristmill.corpus.clean_config import STAGE, CleanConfig
 from gristmill.corpus.documents import part_files, removed_table
 from gristmill.corpus.langid import check_languages
@@ -173,8 +173,8 @@ def clean(inp: Path, out: Path, config: CleanConfig, runtime: Runtime) -> StageR
         return done
     run.begin()
     fn = functools.partial(clean_table, config=config)
-    results: list[UnitResult] = map_parts(inp, run, fn, runtime, description="clean",
-                                          rows_per_unit=ROWS_PER_UNIT)
+    results: list[PartUnitResult] = map_parts(inp, run, fn, runtime, description="clean",
+                                              rows_per_unit=ROWS_PER_UNIT)
     counts = merge_counts(results)
     stats = merge_stats([r.stats for r in results], config.examples_per_reason)
     log.info("clean: kept %d of %d documents", counts.kept, counts.n_in)

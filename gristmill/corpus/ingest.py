@@ -22,7 +22,7 @@ from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, remo
                                         write_table)
 from gristmill.corpus.discover import discover
 from gristmill.corpus.ingest_config import IngestConfig
-from gristmill.corpus.readers import Bad, Unit, detect_kind, read_unit
+from gristmill.corpus.readers import Bad, InputUnit, detect_kind, read_unit
 from gristmill.corpus.records import to_document, utf8_safe
 from gristmill.errors import InputError
 from gristmill.infra.dask import dask_client
@@ -46,14 +46,14 @@ def is_heldout(doc_id: str, fraction: float) -> bool:
 # ---------------------------------------------------------------- planning
 
 
-def plan_units(inputs: Sequence[Path], chunk_bytes: int) -> list[Unit]:
+def plan_units(inputs: Sequence[Path], chunk_bytes: int) -> list[InputUnit]:
     """Split the inputs into units of about ``chunk_bytes`` each, in a deterministic order."""
     return plan(inputs, chunk_bytes)[0]
 
 
-def plan(inputs: Sequence[Path], chunk_bytes: int) -> tuple[list[Unit], list[dict[str, str]]]:
+def plan(inputs: Sequence[Path], chunk_bytes: int) -> tuple[list[InputUnit], list[dict[str, str]]]:
     """The units, and the inputs skipped (with their reasons) by :func:`discover`."""
-    units: list[Unit] = []
+    units: list[InputUnit] = []
     small_txt: list[tuple[str, str]] = []
     small_bytes = 0
     files, skipped = discover(inputs)
@@ -73,20 +73,21 @@ def plan(inputs: Sequence[Path], chunk_bytes: int) -> tuple[list[Unit], list[dic
     return units, skipped
 
 
-def _txt_unit(files: list[tuple[str, str]]) -> Unit:
-    return Unit("txt", tuple(p for p, _ in files), tuple(r for _, r in files))
+def _txt_unit(files: list[tuple[str, str]]) -> InputUnit:
+    return InputUnit("txt", tuple(p for p, _ in files), tuple(r for _, r in files))
 
 
-def _split(kind: str, path: Path, rel: str, size: int, chunk: int) -> list[Unit]:
+def _split(kind: str, path: Path, rel: str, size: int, chunk: int) -> list[InputUnit]:
     one = ((str(path),), (rel,))
     if kind == "jsonl":
-        return [Unit("jsonl", *one, start=s, stop=min(s + chunk, size)) for s in range(0, max(size, 1), chunk)]
+        return [InputUnit("jsonl", *one, start=s, stop=min(s + chunk, size))
+                for s in range(0, max(size, 1), chunk)]
     if kind == "parquet":
-        return [Unit("parquet", *one, start=a, stop=b) for a, b in _parquet_ranges(path, chunk)] or \
-            [Unit("parquet", *one)]
+        return [InputUnit("parquet", *one, start=a, stop=b) for a, b in _parquet_ranges(path, chunk)] or \
+            [InputUnit("parquet", *one)]
     if kind == "arrow":
-        return [Unit("arrow", *one, start=a, stop=b) for a, b in _arrow_ranges(path, chunk)]
-    return [Unit(kind, *one)]  # type: ignore[arg-type]  # compressed and binary files: whole
+        return [InputUnit("arrow", *one, start=a, stop=b) for a, b in _arrow_ranges(path, chunk)]
+    return [InputUnit(kind, *one)]  # type: ignore[arg-type]  # compressed and binary files: whole
 
 
 def _parquet_ranges(path: Path, chunk: int) -> list[tuple[int, int]]:
@@ -180,7 +181,7 @@ def _doc_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=DOC_SCHEMA)
 
 
-def ingest_unit(index: int, unit: Unit, cfg: IngestConfig, tmp: str) -> PartResult:
+def ingest_unit(index: int, unit: InputUnit, cfg: IngestConfig, tmp: str) -> PartResult:
     """Read one unit and write its kept and removed parts under ``tmp`` (runs on a worker)."""
     result = PartResult(index)
     name = part_name(index)

@@ -1,6 +1,6 @@
 """Readers for raw dumps: each turns one unit of work into raw records, Dask-free.
 
-A unit (:class:`Unit`) is a slice of one input: a byte range of a JSONL file, a range of
+A unit (:class:`InputUnit`) is a slice of one input: a byte range of a JSONL file, a range of
 Parquet row groups, a whole compressed file, a batch of small text files. Readers yield
 :class:`Raw` records (a Python value plus where it came from) or :class:`Bad` ones (the
 bytes, and why they could not be used), never raising on bad data.
@@ -26,7 +26,7 @@ _TXT_EXT = (".txt", ".text", ".md", ".rst")
 
 
 @dataclass(frozen=True, slots=True)
-class Unit:
+class InputUnit:
     """One task's worth of input: ``paths`` of one ``kind``, optionally a byte/row-group range."""
 
     kind: Kind
@@ -88,7 +88,7 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
-def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20) -> Iterator[Raw | Bad]:
+def read_unit(unit: InputUnit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20) -> Iterator[Raw | Bad]:
     """All records of a unit, in file order; none longer than ``max_record_bytes`` is held in memory."""
     limit = max_record_bytes
     if unit.kind == "jsonl":
@@ -103,7 +103,7 @@ def read_unit(unit: Unit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20)
         yield from _binary(unit)
     else:
         for path, rel in zip(unit.paths, unit.rel):
-            yield from text_records(Unit(unit.kind, (path,), (rel,)), txt_split, limit)
+            yield from text_records(InputUnit(unit.kind, (path,), (rel,)), txt_split, limit)
 
 
 def too_large(size: int, limit: int, where: str, origin: str) -> Bad:
@@ -165,7 +165,7 @@ def raw_bytes(rec: Raw) -> bytes | None:
         return repr(rec.value)[:_SNIFF].encode("utf-8", "backslashreplace")
 
 
-def _binary(unit: Unit) -> Iterator[Bad]:
+def _binary(unit: InputUnit) -> Iterator[Bad]:
     path = Path(unit.paths[0])
     with open(path, "rb") as f:
         head = f.read(4096)

@@ -12,12 +12,12 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 from gristmill.corpus.linereader import TRUNCATION, Line, bounded_lines, open_compressed, zstd_incomplete_at
-from gristmill.corpus.readers import Bad, Raw, TxtSplit, Unit, too_large
+from gristmill.corpus.readers import Bad, InputUnit, Raw, TxtSplit, too_large
 
 Decode = Callable[[bytes, str], "Raw | Bad | None"]
 
 
-def _lines_of(unit: Unit, limit: int) -> Iterator[Line | Bad]:
+def _lines_of(unit: InputUnit, limit: int) -> Iterator[Line | Bad]:
     """Bounded lines of a plain or compressed file, then a ``truncated_file`` record if it was cut."""
     path, rel = unit.paths[0], unit.rel[0]
     n = 0
@@ -34,7 +34,7 @@ def _lines_of(unit: Unit, limit: int) -> Iterator[Line | Bad]:
                   f"(after {n} lines)", f"{rel}#L{n + 1}")
 
 
-def line_records(unit: Unit, limit: int, decode: Decode) -> Iterator[Raw | Bad]:
+def line_records(unit: InputUnit, limit: int, decode: Decode) -> Iterator[Raw | Bad]:
     """One record per line (JSONL in ``.gz``/``.zst``, or text under ``--txt-split lines``)."""
     rel = unit.rel[0]
     where = "byte" if unit.kind == "txt" else "decompressed byte"
@@ -58,7 +58,7 @@ def _txt_line(data: bytes, origin: str) -> Raw | Bad | None:
         return Bad("invalid_utf8", str(e), origin, data)
 
 
-def text_records(unit: Unit, split: TxtSplit, limit: int) -> Iterator[Raw | Bad]:
+def text_records(unit: InputUnit, split: TxtSplit, limit: int) -> Iterator[Raw | Bad]:
     """A plain-text file (``.txt``, ``.txt.gz``, ``.txt.zst``) as one record, or per line or paragraph."""
     if split == "lines":
         yield from line_records(unit, limit, _txt_line)
@@ -74,7 +74,7 @@ def text_records(unit: Unit, split: TxtSplit, limit: int) -> Iterator[Raw | Bad]
                 yield Bad("invalid_utf8", str(e), rel, data)
 
 
-def _paragraphs(unit: Unit, limit: int) -> Iterator[Raw | Bad]:
+def _paragraphs(unit: InputUnit, limit: int) -> Iterator[Raw | Bad]:
     """Runs of non-blank lines (blank: only spaces, tabs, ``\\r``), numbered ``#P1``, ``#P2``..."""
     rel = unit.rel[0]
     lines: list[bytes] = []
@@ -108,7 +108,7 @@ def _with_end(items: Iterator[Line | Bad]) -> Iterator[Line | Bad | None]:
     yield None
 
 
-def _read_bounded(unit: Unit, limit: int) -> Generator[Bad, None, bytes | None]:
+def _read_bounded(unit: InputUnit, limit: int) -> Generator[Bad, None, bytes | None]:
     """A whole text file if it is at most ``limit`` bytes, else one ``record_too_large`` record.
 
     A compressed file is measured while streaming; a cut one keeps what was readable and adds

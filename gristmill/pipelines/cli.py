@@ -11,7 +11,7 @@ from gristmill.clikit import echo_err, emit_json
 from gristmill.errors import GristmillError
 from gristmill.pipelines import stages
 from gristmill.pipelines.demo import DEMOS
-from gristmill.pipelines.runner import Outcome, Step, plan, run_pipeline
+from gristmill.pipelines.runner import StageOutcome, Step, plan, run_pipeline
 from gristmill.pipelines.spec import PipelineConfig, load_pipeline
 from gristmill.pipelines.status import format_status, status_rows
 
@@ -43,14 +43,14 @@ def _print_plan(steps: list[Step]) -> None:
         echo_err(f"{s.spec.name:<10} {verb:<13} {s.why}")
 
 
-def _outcomes_json(pipe: PipelineConfig, outcomes: list[Outcome]) -> dict[str, Any]:
+def _outcomes_json(pipe: PipelineConfig, outcomes: list[StageOutcome]) -> dict[str, Any]:
     return {"pipeline": str(pipe.path), "root": str(pipe.layout.root), "stages": [
         {"stage": o.name, "action": o.action, "output": str(o.output), "seconds": round(o.seconds, 3),
          "counts": o.result.manifest.get("counts") if o.result else None} for o in outcomes]}
 
 
 def _execute(pipe: PipelineConfig, start: str | None, stop: str | None, force: tuple[str, ...],
-             dry_run: bool, as_json: bool) -> list[Outcome] | None:
+             dry_run: bool, as_json: bool) -> list[StageOutcome] | None:
     if dry_run:
         steps = plan(pipe, start=start, stop=stop, force=force)
         _print_plan(steps)

@@ -101,7 +101,7 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class StageOutcome:
     """What happened to one stage in a run."""
 
     name: str
@@ -176,10 +176,10 @@ def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState
 
 
 def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = None,
-                 force: Collection[str] = (), say: Say = log.info) -> list[Outcome]:
+                 force: Collection[str] = (), say: Say = log.info) -> list[StageOutcome]:
     """Run the planned stages in order; returns what happened to each stage."""
     steps = plan(pipe, start=start, stop=stop, force=force)
-    outcomes: list[Outcome] = []
+    outcomes: list[StageOutcome] = []
     with root_lock(pipe.layout.root), _DataCluster(pipe, say) as cluster:
         for step in steps:
             name, out = step.spec.name, pipe.layout.dir(step.spec.name)
@@ -188,8 +188,8 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                     say(f"{name}: up to date ({out})")
                 elif step.state.status != "done":  # e.g. --from past a stage whose config changed
                     say(f"{name}: not selected, but {step.state.status} ({describe(step.state.reason)})")
-                outcomes.append(Outcome(name, "up to date" if step.action == "skip" else "outside",
-                                        out, None, 0.0))
+                outcomes.append(StageOutcome(name, "up to date" if step.action == "skip" else "outside",
+                                             out, None, 0.0))
                 continue
             _check_inputs(pipe, step.spec)
             say(f"{name}: running ({step.why})")
@@ -200,7 +200,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                 result = step.spec.call(step.spec.func(), pipe.layout, name, pipe.configs[name], rt)
             secs = time.monotonic() - t0
             say(f"{name}: done in {secs:.1f}s ({out})")
-            outcomes.append(Outcome(name, "ran", out, result, secs))
+            outcomes.append(StageOutcome(name, "ran", out, result, secs))
     return outcomes
 
 

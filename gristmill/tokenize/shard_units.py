@@ -43,7 +43,7 @@ def unit_schema(dtype: str) -> pa.Schema:
 
 
 @dataclass(frozen=True, slots=True)
-class Unit:
+class EncodeUnit:
     """Rows ``[start, stop)`` of row group ``row_group`` of Parquet file ``part``."""
 
     index: int
@@ -77,7 +77,7 @@ def meta_file(work_dir: str | Path, index: int) -> Path:
     return Path(work_dir) / f"unit-{index:06d}.json"
 
 
-def plan_units(parts: list[Path]) -> list[Unit]:
+def plan_units(parts: list[Path]) -> list[EncodeUnit]:
     """Cut the input into units of roughly equal text size, from Parquet metadata only."""
     groups: list[tuple[Path, int, int, int]] = []
     for p in parts:
@@ -93,12 +93,12 @@ def plan_units(parts: list[Path]) -> list[Unit]:
             groups.append((p, rg, g.num_rows, g.column(names["text"]).total_uncompressed_size))
     total = sum(g[3] for g in groups)
     target = min(_MAX_UNIT_BYTES, max(_MIN_UNIT_BYTES, total // _TARGET_UNITS))
-    units: list[Unit] = []
+    units: list[EncodeUnit] = []
     for p, rg, rows, nbytes in groups:
         pieces = max(1, min(rows, math.ceil(nbytes / target)))
         bounds = [rows * i // pieces for i in range(pieces + 1)]
         for a, b in zip(bounds, bounds[1:]):
-            units.append(Unit(len(units), str(p), rg, a, b))
+            units.append(EncodeUnit(len(units), str(p), rg, a, b))
     return units
 
 
@@ -115,7 +115,7 @@ def _encoder(path: str, mtime_ns: int, fast: bool, verified_sha256: str | None) 
     return load_encoder(path, fast=fast, trust_sha256=verified_sha256)
 
 
-def verification_sample(units: list[Unit], budget: int = VERIFY_SAMPLE_BYTES) -> list[str]:
+def verification_sample(units: list[EncodeUnit], budget: int = VERIFY_SAMPLE_BYTES) -> list[str]:
     """Texts from up to 8 row groups spread over the input, at most ``budget`` UTF-8 bytes in all."""
     if not units or budget <= 0:
         return []
@@ -152,7 +152,7 @@ def _row_group(part: str, row_group: int, mtime_ns: int) -> pa.Table:
     return t.cast(pa.schema([(c, pa.string()) for c in cols]))
 
 
-def _iter_rows(unit: Unit) -> Iterator[pa.RecordBatch]:
+def _iter_rows(unit: EncodeUnit) -> Iterator[pa.RecordBatch]:
     """The unit's rows, in batches of at most ``ENCODE_BATCH_DOCS`` docs / ``ENCODE_BATCH_BYTES``."""
     table = _row_group(unit.part, unit.row_group, os.stat(unit.part).st_mtime_ns)
     rows = table.slice(unit.start, unit.stop - unit.start).combine_chunks()
@@ -186,7 +186,7 @@ def _removed(rows: list[dict[str, Any]], doc_id: str | None, source: str | None,
     rows.append({"id": doc_id, "source": source, "reason": reason, "detail": detail, "text": text})
 
 
-def encode_unit(unit: Unit, spec: EncodeSpec) -> dict[str, Any]:
+def encode_unit(unit: EncodeUnit, spec: EncodeSpec) -> dict[str, Any]:
     """Encode one unit into its per-split files; returns (and writes) the unit's meta."""
     enc = _encoder(spec.tokenizer, os.stat(spec.tokenizer).st_mtime_ns, spec.fast, spec.verified_sha256)
     schema = unit_schema(spec.dtype)

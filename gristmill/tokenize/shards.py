@@ -39,7 +39,7 @@ from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.tokenize.encoder import Encoder, load_encoder
 from gristmill.tokenize.shard_assembly import (SplitState, SplitWriter, load_progress, save_progress,
                                                validate_published)
-from gristmill.tokenize.shard_units import (EncodeSpec, Unit, encode_unit, meta_file, plan_units,
+from gristmill.tokenize.shard_units import (EncodeSpec, EncodeUnit, encode_unit, meta_file, plan_units,
                                             read_meta, unit_file, verification_sample)
 from gristmill.tokenize.split import SPLITS
 from gristmill.units import parse_token_count
@@ -138,21 +138,21 @@ def id_space(enc: Encoder, tok_path: Path) -> int:
     return space
 
 
-def _progress_key(config: ShardsConfig, run: StageRun, units: list[Unit]) -> str:
+def _progress_key(config: ShardsConfig, run: StageRun, units: list[EncodeUnit]) -> str:
     """Progress is reusable only for the same config, inputs and unit plan."""
     blob = json.dumps([config_hash(config), run.input_fingerprint, [asdict(u) for u in units]],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _needs_encoding(work: Path, unit: Unit, states: dict[str, SplitState]) -> bool:
+def _needs_encoding(work: Path, unit: EncodeUnit, states: dict[str, SplitState]) -> bool:
     if read_meta(work, unit.index) is None:
         return True
     return any(unit.index >= st.cursor[0] and not unit_file(work, unit.index, s).is_file()
                for s, st in states.items())
 
 
-def _verified(spec: EncodeSpec, enc: Encoder, units: list[Unit]) -> EncodeSpec:
+def _verified(spec: EncodeSpec, enc: Encoder, units: list[EncodeUnit]) -> EncodeSpec:
     """Prove the fast path once for the run (on a sample of its text), and tell the workers."""
     fast = enc.verify(verification_sample(units))
     log.info("shards: encoder backend %s for every worker%s", enc.backend,
@@ -160,7 +160,7 @@ def _verified(spec: EncodeSpec, enc: Encoder, units: list[Unit]) -> EncodeSpec:
     return replace(spec, fast=fast, verified_sha256=enc.sha256 if fast else None)
 
 
-def _encode_and_assemble(units: list[Unit], spec: EncodeSpec, writers: dict[str, SplitWriter],
+def _encode_and_assemble(units: list[EncodeUnit], spec: EncodeSpec, writers: dict[str, SplitWriter],
                          states: dict[str, SplitState], runtime: Runtime,
                          enc: Encoder) -> list[dict[str, Any]]:
     """Encode what is missing on Dask (a bounded window ahead) while feeding units in order."""
@@ -188,7 +188,7 @@ def _encode_and_assemble(units: list[Unit], spec: EncodeSpec, writers: dict[str,
     return metas
 
 
-def _feed(unit: Unit, work: Path, writers: dict[str, SplitWriter],
+def _feed(unit: EncodeUnit, work: Path, writers: dict[str, SplitWriter],
           states: dict[str, SplitState]) -> dict[str, Any]:
     meta = read_meta(work, unit.index)
     assert meta is not None, f"unit {unit.index} has no meta after encoding"

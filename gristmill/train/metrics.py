@@ -99,7 +99,7 @@ class MetricsLog:
                 self._tb.close()
 
 
-class Console:
+class TrainProgress:
     """A rich progress bar on a terminal; otherwise an INFO log line every ``every`` steps."""
 
     def __init__(self, enabled: bool, total: int, start: int, every: int, progress: bool) -> None:

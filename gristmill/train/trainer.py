@@ -30,7 +30,7 @@ from gristmill.train.distributed import (DistInfo, StopFlag, all_reduce, barrier
                                          grad_sync, init_distributed, shutdown, strategy_for, wrap_model)
 from gristmill.train.loader import (Batch, MixtureSampler, ShardSource, TrainLoader, open_source,
                                     val_batches, val_starts)
-from gristmill.train.metrics import Console, MetricsLog, memory_gib, peak_flops, plot_loss
+from gristmill.train.metrics import MetricsLog, TrainProgress, memory_gib, peak_flops, plot_loss
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, make_optimizer, set_lr
 from gristmill.train.scale import tokens_per_parameter_line
@@ -207,7 +207,8 @@ class _Run:
 
     def loop(self, start: int) -> int:
         c = self.config
-        console = Console(self.info.is_main, c.max_steps, start, c.logging.log_every, c.logging.progress)
+        console = TrainProgress(self.info.is_main, c.max_steps, start, c.logging.log_every,
+                                c.logging.progress)
         if start:
             console.note(f"resuming at step {start} of {c.max_steps}")
         else:
@@ -248,7 +249,7 @@ class _Run:
                                   segment_ids=self._to_device(b.segment_ids))
         return loss
 
-    def train_step(self, step: int, batches: Any, flag: StopFlag, console: Console) -> bool:
+    def train_step(self, step: int, batches: Any, flag: StopFlag, console: TrainProgress) -> bool:
         """One optimizer step (``step`` is 1-based); returns whether every rank should stop."""
         c, t0 = self.config, time.perf_counter()
         micro = next(batches)
@@ -288,7 +289,7 @@ class _Run:
         return stop_any
 
     @torch.no_grad()
-    def validate(self, step: int, console: Console) -> None:
+    def validate(self, step: int, console: TrainProgress) -> None:
         """Loss on the fixed validation windows of each source, and bits per byte."""
         if not any(self.val):
             return

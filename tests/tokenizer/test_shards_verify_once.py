@@ -47,7 +47,7 @@ def _spec(d: Path, tok: Path) -> su.EncodeSpec:
     return su.EncodeSpec(tokenizer=str(tok), work_dir=str(work), dtype="uint16", seed=0, val_fraction=0.1)
 
 
-def _unit_ids(spec: su.EncodeSpec, units: list[su.Unit]) -> list[list[int]]:
+def _unit_ids(spec: su.EncodeSpec, units: list[su.EncodeUnit]) -> list[list[int]]:
     out = []
     for u in units:
         for s in ("train", "val"):

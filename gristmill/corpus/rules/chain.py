@@ -25,7 +25,7 @@ from gristmill.corpus.rules.text_stats import TextStats
 
 
 @dataclass(slots=True)
-class Outcome:
+class DocumentOutcome:
     """What happened to one document: its final text, or why it was removed."""
 
     text: str
@@ -56,10 +56,10 @@ class Outcome:
         return "; ".join(f"{r}: {d}" for r, d in self.failures)
 
 
-def clean_document(text: str | None, cfg: CleanConfig) -> Outcome:
+def clean_document(text: str | None, cfg: CleanConfig) -> DocumentOutcome:
     """Run the whole chain on one text (``None`` is treated as empty)."""
     text, fixes = normalize(text or "", cfg.normalize)
-    out = Outcome(text=text, fixes=fixes)
+    out = DocumentOutcome(text=text, fixes=fixes)
     if not text:
         out.failures.append(("empty_text", "no text after normalization"))
     else:
@@ -69,7 +69,7 @@ def clean_document(text: str | None, cfg: CleanConfig) -> Outcome:
     return out
 
 
-def _run_rules(out: Outcome, cfg: CleanConfig) -> None:
+def _run_rules(out: DocumentOutcome, cfg: CleanConfig) -> None:
     """Fill ``out.failures`` (stopping at the first unless ``all_reasons``) and the final text."""
     every = cfg.all_reasons
     failures = out.failures
