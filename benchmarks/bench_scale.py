@@ -17,7 +17,7 @@ plus the load average before and after.
     .venv/bin/python benchmarks/bench_scale.py gen --data /work/shared/data/real-en.jsonl.gz \
         --gb 0.2 --out /tmp/scale/0.2
     flock /tmp/gm/cpu.lock .venv/bin/python benchmarks/bench_scale.py run /tmp/scale/0.2 \
-        --stages ingest,dedup,tokenizer,shards --workers 2 --label after --results /tmp/scale/results.jsonl
+        --stages ingest,clean,dedup,tokenizer,shards --workers 2 --label after --results /tmp/scale/results.jsonl
     .venv/bin/python benchmarks/bench_scale.py table /tmp/scale/results.jsonl
 """
 
@@ -102,6 +102,8 @@ def stage_cmds(work: Path, workers: int, sample: str) -> dict[str, list[str]]:
     w = ["--workers", str(workers)]
     return {
         "ingest": ["corpus", "ingest", str(work / "input"), "-o", str(work / "01-ingest"), *w],
+        # clean reads ingest's output too, so that every stage can be run (and measured) alone
+        "clean": ["corpus", "clean", str(work / "01-ingest"), "-o", str(work / "01-clean"), "--profile", "web", *w],
         "dedup": ["corpus", "dedup", str(work / "01-ingest"), "-o", str(work / "02-dedup"), *w],
         "tokenizer": ["tokenizer", "train", str(work / "02-dedup"), "-o", str(work / "03-tokenizer"),
                       "--vocab-size", "16384", "--max-bytes", sample, "--workers", str(workers)],
@@ -204,7 +206,7 @@ def table(results: Path) -> None:
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     print("| run | stage | input MB | seconds | MB/s | peak RSS tree MiB | CLI MiB | load avg (1 min) |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
-    for r in sorted(rows, key=lambda r: (r["label"], ["ingest", "dedup", "tokenizer", "shards"].index(r["stage"]),
+    for r in sorted(rows, key=lambda r: (r["label"], ["ingest", "clean", "dedup", "tokenizer", "shards"].index(r["stage"]),
                                          r["gb"])):
         rate = "—" if r["mb_per_s"] is None else f"{r['mb_per_s']:.2f}"
         print(f"| {r['label']} | {r['stage']} | {r['text_mb']:,.0f} | {r['seconds']:.1f} | {rate} | "
@@ -224,7 +226,7 @@ def main() -> None:
     g.add_argument("--near", type=float, default=0.05, help="share of near copies [0.05]")
     r = sub.add_parser("run")
     r.add_argument("work", type=Path)
-    r.add_argument("--stages", default="ingest,dedup,tokenizer,shards")
+    r.add_argument("--stages", default="ingest,clean,dedup,tokenizer,shards")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--sample", default="100MB", help="tokenizer train --max-bytes [100MB]")
     r.add_argument("--label", default="run")
