@@ -1,15 +1,17 @@
-"""The report's own figures (document funnel, loss curve) and PNG embedding."""
+"""The report's own figures (document funnel) and PNG embedding; the loss curve is train's (``train.figures``)."""
 
 from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 from matplotlib.figure import Figure
 
 from gristmill.infra.plots import new_figure, save_png
 from gristmill.report.discover import StageOutput
+from gristmill.train.figures import loss_figure
+
+__all__ = ["funnel_figure", "loss_figure", "png_base64"]
 
 
 def png_base64(fig: Figure) -> str:
@@ -37,27 +39,3 @@ def funnel_figure(stages: list[StageOutput]) -> Figure:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Documents through each stage")
     return fig
-
-
-def loss_figure(records: list[dict[str, Any]]) -> Figure | None:
-    """Training loss per step, and validation loss where it was measured."""
-    train = [(r["step"], r["loss"]) for r in records if _num(r.get("step")) and _num(r.get("loss"))]
-    val = [(r["step"], r["val_loss"]) for r in records if _num(r.get("step")) and _num(r.get("val_loss"))]
-    if not train and not val:
-        return None
-    fig = new_figure()
-    ax = fig.add_subplot()
-    if train:
-        ax.plot(*zip(*train), linewidth=1, label="train")
-    if val:
-        ax.plot(*zip(*val), "o-", linewidth=1.5, label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Training loss")
-    return fig
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x

@@ -150,9 +150,9 @@ def format_record(rec: dict[str, Any]) -> str:
 
 
 def plot_loss(run: Path) -> Path | None:
-    """``RUN/loss.png``: training loss per step, and validation loss where measured (the report's figure)."""
-    from gristmill.report.figures import loss_figure
+    """``RUN/loss.png``: training loss per step, and validation loss where measured (as in the report)."""
     from gristmill.infra.plots import save_png
+    from gristmill.train.figures import loss_figure
 
     fig = loss_figure(read_metrics(run))
     if fig is None:
