@@ -44,9 +44,11 @@ def submit_pipeline(pipe: PipelineConfig, *, dry_run: bool = False, workdir: Pat
     if train is None:
         raise GristmillError("--slurm submits the training stage, and this pipeline has none")
     # The training job writes its run folder much later: refuse now, before ROOT/slurm/ is
-    # written, a folder it could not own (read-only, like the stage's own check when it runs).
-    StageRun(train.name, pipe.layout.dir(train.name), pipe.configs[train.name],
-             inputs=train.inputs(pipe.layout, train.name), unmanaged=TRAIN_UNMANAGED).check()
+    # written, a folder it could not own (read-only, like the stage's own check when it runs),
+    # against the inputs it will read: stage_inputs, so a data.mixture's sources, not the shards.
+    cfg = pipe.configs[train.name]
+    StageRun(train.name, pipe.layout.dir(train.name), cfg, inputs=train.stage_inputs(pipe.layout, cfg),
+             unmanaged=TRAIN_UNMANAGED).check()
     steps = plan(pipe)
     data_steps = [s for s in steps if s.spec.data and s.action == "run"]
     root = pipe.layout.root
