@@ -13,6 +13,8 @@ lowest first:
 Tables merge key by key at every depth; any other value replaces the one below. An unknown key,
 a wrong type or a failed validation raises :class:`ConfigKeyError`: one line naming the file,
 table and key, with the dotted key, the table and, where known, the file and line as attributes.
+A class that renamed a key lists it in ``old_names`` (old -> new): the old name is still read,
+with a warning, and giving both is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import re
 import sys
@@ -38,6 +41,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 C = TypeVar("C")
+log = logging.getLogger(__name__)
 
 
 class ConfigKeyError(ConfigError):
@@ -227,17 +231,29 @@ class _Where:
     def error(self, path: Sequence[str | int], reason: str, *, key: Sequence[str | int] | None = None,
               known: Sequence[str] = (), shown: str | None = None) -> ConfigKeyError:
         """An error at ``path`` (keys and list indexes below the table) about ``key`` (default: ``path``)."""
-        text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         if shown is None:
-            shown = f"{self.label}{text}: {reason}" + (f" (known: {', '.join(known)})" if known else "")
-        dotted = ".".join(p for p in (path if key is None else key) if isinstance(p, str)) or None
-        full = ".".join(p for p in (self.table, dotted) if p)
-        line = self.toml.line_of(full) if self.toml and full else None
+            shown = f"{self.name(path)}: {reason}" + (f" (known: {', '.join(known)})" if known else "")
+        dotted = _dotted(path if key is None else key)
         return ConfigKeyError(shown, reason=reason, key=dotted, table=self.table,
-                              file=self.toml.path if self.toml else None, line=line, known=tuple(known))
+                              file=self.toml.path if self.toml else None, line=self.line(dotted),
+                              known=tuple(known))
+
+    def name(self, path: Sequence[str | int]) -> str:
+        """How messages name ``path``: ``FILE [table].key[0]``."""
+        return self.label + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+    def line(self, dotted: str | None) -> int | None:
+        """The TOML line defining the dotted key below the table (or the table itself), if known."""
+        full = ".".join(p for p in (self.table, dotted) if p)
+        return self.toml.line_of(full) if self.toml and full else None
+
+
+def _dotted(path: Sequence[str | int]) -> str | None:
+    return ".".join(p for p in path if isinstance(p, str)) or None
 
 
 def _build(cls: type[C], values: Mapping[str, Any], path: list[str | int], at: _Where) -> C:
+    values = _renamed(cls, values, path, at)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields))
@@ -248,6 +264,28 @@ def _build(cls: type[C], values: Mapping[str, Any], path: list[str | int], at: _
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise at.error(path, str(e), key=[*path, *_named_key(str(e), values, fields)]) from None
+
+
+def _renamed(cls: type, values: Mapping[str, Any], path: list[str | int], at: _Where) -> Mapping[str, Any]:
+    """``values`` with a class's deprecated key names (``cls.old_names``: old -> new) renamed.
+
+    Old files keep loading, with a warning naming the new key; giving both names is an error,
+    since which one should win is a guess.
+    """
+    old_names: Mapping[str, str] = getattr(cls, "old_names", {})
+    given = [old for old in old_names if old in values]
+    if not given:
+        return values
+    out = dict(values)
+    for old in given:
+        new = old_names[old]
+        if new in values:
+            raise at.error([*path, old], f"deprecated name of {new!r}, which is given too: keep only {new!r}")
+        line = at.line(_dotted([*path, old]))
+        log.warning("%s%s: deprecated name, read as %r: rename it", at.name([*path, old]),
+                    f" (line {line})" if line else "", new)
+        out[new] = out.pop(old)
+    return out
 
 
 def _named_key(message: str, values: Mapping[str, Any], fields: Sequence[str]) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from gristmill.errors import GristmillError
 from gristmill.infra.hardware import usable_cores
@@ -87,21 +87,29 @@ def _quiet_dask() -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ClusterConfig:
-    """``[cluster]``: ``kind`` = local (default), scheduler (an address) or slurm (dask-jobqueue)."""
+    """``[cluster]``: ``kind`` = local (default), scheduler (an address) or slurm (dask-jobqueue).
+
+    The Slurm settings carry :class:`~gristmill.infra.slurm.SlurmConfig`'s names (``partition``,
+    ``time``, ``mem``, ``sbatch_extra``, ``setup``); dask-jobqueue's own names, which this table
+    used before, are still read with a warning (``old_names``, applied by :func:`gristmill.config.build`).
+    """
+
+    old_names: ClassVar[dict[str, str]] = {"queue": "partition", "walltime": "time", "memory": "mem",
+                                           "job_extra": "sbatch_extra", "job_setup": "setup"}
 
     kind: Literal["local", "scheduler", "slurm"] = "local"
     workers: int | None = None  # local: worker processes (default: all cores)
     scheduler: str | None = None  # scheduler: tcp://host:8786
     # slurm: one Slurm job per ``jobs``, each with ``cores`` cores split into ``processes`` workers
-    queue: str | None = None
+    partition: str | None = None
     account: str | None = None
     jobs: int = 1
     cores: int = 8
     processes: int | None = None
-    memory: str = "32GB"
-    walltime: str = "04:00:00"
-    job_extra: tuple[str, ...] = ()  # extra "#SBATCH" options, e.g. "--constraint=skylake"
-    job_setup: tuple[str, ...] = ()  # shell lines before the worker starts (module load, venv)
+    mem: str = "32GB"  # per job
+    time: str = "04:00:00"
+    sbatch_extra: tuple[str, ...] = ()  # more "#SBATCH" options, e.g. "--constraint=skylake"
+    setup: tuple[str, ...] = ()  # shell lines before the worker starts (module load, venv)
     local_directory: str | None = None  # worker scratch space on the compute nodes
     wait_s: int = 600  # how long to wait for the first worker
 
@@ -144,9 +152,9 @@ def check_paths(client: Any, inputs: Sequence[Path], root: Path) -> None:
 def slurm_cluster_kwargs(cfg: ClusterConfig, log_dir: Path) -> dict[str, Any]:
     """Arguments for ``dask_jobqueue.SLURMCluster``: single-threaded worker processes, like locally."""
     processes = cfg.processes or cfg.cores
-    return dict(queue=cfg.queue, account=cfg.account, cores=cfg.cores, processes=processes,
-                memory=cfg.memory, walltime=cfg.walltime, job_extra_directives=list(cfg.job_extra),
-                job_script_prologue=list(cfg.job_setup), local_directory=cfg.local_directory,
+    return dict(queue=cfg.partition, account=cfg.account, cores=cfg.cores, processes=processes,
+                memory=cfg.mem, walltime=cfg.time, job_extra_directives=list(cfg.sbatch_extra),
+                job_script_prologue=list(cfg.setup), local_directory=cfg.local_directory,
                 log_directory=str(log_dir), worker_extra_args=["--nthreads", "1"],
                 scheduler_options={"dashboard_address": ":8787"})
 
@@ -190,7 +198,7 @@ def _slurm(cfg: ClusterConfig, root: Path, say: Say) -> Iterator[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     with SLURMCluster(**slurm_cluster_kwargs(cfg, log_dir)) as cluster:
         cluster.scale(jobs=cfg.jobs)
-        say(f"cluster: Slurm, {cfg.jobs} job(s) of {cfg.cores} cores on queue {cfg.queue or '(default)'}; "
+        say(f"cluster: Slurm, {cfg.jobs} job(s) of {cfg.cores} cores on partition {cfg.partition or '(default)'}; "
             f"dashboard {cluster.dashboard_link}")
         import distributed
 

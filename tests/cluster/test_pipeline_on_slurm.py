@@ -91,8 +91,8 @@ def test_a_failed_data_job_is_reported_and_training_is_not_left_pending(tmp_path
 
 
 def test_dask_workers_started_as_slurm_jobs_match_a_local_cluster(tmp_path, pipeline_corpus):
-    cluster = ('\n[cluster]\nkind = "slurm"\njobs = 1\ncores = 2\nprocesses = 2\nmemory = "4GB"\n'
-               'walltime = "00:10:00"\nwait_s = 120\n')
+    cluster = ('\n[cluster]\nkind = "slurm"\njobs = 1\ncores = 2\nprocesses = 2\nmem = "4GB"\n'
+               'time = "00:10:00"\nwait_s = 120\n')
     p = tmp_path / "p.toml"
     p.write_text(REDUCED.replace("[cluster]\nworkers = 2\n", "").format(root=tmp_path / "x", corpus=pipeline_corpus)
                  + cluster)

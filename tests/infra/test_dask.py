@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import pytest
 
+from gristmill.config import ConfigKeyError, load
 from gristmill.errors import GristmillError
+from gristmill.infra.slurm import SlurmConfig
 from gristmill.infra.dask import ClusterConfig, check_paths, slurm_cluster_kwargs
 
 
 def test_slurm_workers_job_script(tmp_path):
     from dask_jobqueue import SLURMCluster
 
-    cfg = ClusterConfig(kind="slurm", queue="cpu", account="lm", cores=16, processes=8, memory="64GB",
-                        walltime="01:30:00", job_extra=("--constraint=icelake",),
-                        job_setup=("source /shared/venv/bin/activate",))
+    cfg = ClusterConfig(kind="slurm", partition="cpu", account="lm", cores=16, processes=8, mem="64GB",
+                        time="01:30:00", sbatch_extra=("--constraint=icelake",),
+                        setup=("source /shared/venv/bin/activate",))
     with SLURMCluster(**slurm_cluster_kwargs(cfg, tmp_path)) as cluster:
         script = cluster.job_script()
     lines = script.splitlines()
@@ -30,6 +35,36 @@ def test_cluster_config_validation():
         ClusterConfig(kind="slurm", cores=4, processes=8)
     with pytest.raises(ValueError, match="needs scheduler"):
         ClusterConfig(kind="scheduler")
+
+
+def test_slurm_settings_share_the_slurm_tables_names():
+    slurm = {f.name for f in dataclasses.fields(SlurmConfig)}
+    cluster = {f.name for f in dataclasses.fields(ClusterConfig)}
+    assert set(ClusterConfig.old_names.values()) <= slurm & cluster
+    assert not set(ClusterConfig.old_names) & cluster
+
+
+def test_old_slurm_setting_names_still_load_with_a_warning(tmp_path, caplog):
+    p = tmp_path / "p.toml"
+    p.write_text('[cluster]\nkind = "slurm"\nqueue = "cpu"\nmemory = "4GB"\nwalltime = "00:10:00"\n'
+                 'job_extra = ["--exclusive"]\njob_setup = ["module load x"]\n')
+    with caplog.at_level(logging.WARNING, logger="gristmill.config"):
+        cfg = load(ClusterConfig, p, "cluster")
+    assert cfg == ClusterConfig(kind="slurm", partition="cpu", mem="4GB", time="00:10:00",
+                                sbatch_extra=("--exclusive",), setup=("module load x",))
+    warned = [r.getMessage() for r in caplog.records]
+    assert f"{p} [cluster].queue (line 3): deprecated name, read as 'partition': rename it" in warned
+    assert len(warned) == 5
+
+
+def test_an_old_and_a_new_name_together_are_a_config_error(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text('[cluster]\nkind = "slurm"\npartition = "gpu"\nqueue = "cpu"\n')
+    with pytest.raises(ConfigKeyError) as e:
+        load(ClusterConfig, p, "cluster")
+    assert (e.value.key, e.value.line) == ("queue", 4)
+    assert e.value.message == (f"{p} [cluster].queue: deprecated name of 'partition', which is given too: "
+                               "keep only 'partition'")
 
 
 def test_check_paths_names_the_path_a_worker_cannot_see(tmp_path):

@@ -81,6 +81,8 @@ def test_root_override(tmp):
     ('inputs = ["in"]', 'inputs = ["in"]\nstages = ["case", "read"]', 5, r"stages must be distinct and in the order"),
     ('inputs = ["in"]', 'inputs = ["in"]\nstages = ["read", "bogus"]', 5, r"unknown stage 'bogus'"),
     ("[cluster]", "[clutser]", 12, r"unknown table \[clutser\]"),
+    ("workers = 2", 'partition = "a"\nqueue = "b"', 14,
+     r"\[cluster\] queue: deprecated name of 'partition', which is given too"),
 ])
 def test_errors_name_file_line_and_key(tmp, old, new, line, expect):
     msg = error_of(tmp, GOOD.replace(old, new))
