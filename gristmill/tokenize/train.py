@@ -202,6 +202,9 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
             log.info("tokenizer: up to date (%s)", path)
             return StageResult(stage=STAGE, output=path, manifest=m, up_to_date=True)
     work = path.with_name(f".{path.name}.stage")  # a killed run's leftovers are cleared by the next
+    # Claim (check + lock) the work folder before anything may remove it: a folder another process
+    # is writing, or a foreign one, is refused here and left alone, never cleaned up below.
+    StageRun(STAGE, work, config, inputs=[inp], force=True).claim()
     try:
         result = train_tokenizer(inp, work, config, Runtime(workers=runtime.workers,
                                                              scheduler=runtime.scheduler, force=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from gristmill.errors import GristmillError
 from gristmill.locks import FileLock, lock_holder
 from gristmill.pipelines.runner import LOCK, root_lock, running_pid
 from gristmill.stage import LOCK as STAGE_LOCK
+from gristmill.stage import MARKER as STAGE_MARKER
+from tests.expect import one_line_error
 
 _HOLDER = """
 import sys
@@ -85,3 +88,37 @@ def test_run_lock_names_the_running_pid_and_is_free_after_release(tmp_path):
         with pytest.raises(GristmillError, match=f"another `gristmill run` \\(pid {os.getpid()}\\)"):
             FileLock.acquire(root / LOCK, busy="another `gristmill run` (pid {pid}) is writing")
     assert running_pid(root) is None
+
+
+def test_tokenizer_file_run_refused_its_work_folder_leaves_it_alone(invoke, corpus, tmp_path):
+    """`-o tok.json` works in `.tok.json.stage`: refused there, it must not clean that folder up."""
+    tok = tmp_path / "tok.json"
+    work = tmp_path / ".tok.json.stage"
+    work.mkdir()  # as the first run left it after begin(): its marker, then its work
+    (work / STAGE_MARKER).write_text(json.dumps({"stage": "tokenizer", "previous": []}) + "\n")
+    (work / ".tmp").mkdir()
+    (work / ".tmp" / "tokenizer.json").write_text("another run's work\n")
+    proc = _hold(work / STAGE_LOCK)
+    try:
+        r = invoke("tokenizer", "train", corpus, "-o", tok, "--vocab-size", "300")
+        one_line_error(r, 2, f"another gristmill command (pid {proc.pid}) is writing to {work}")
+        assert (work / ".tmp" / "tokenizer.json").read_text() == "another run's work\n"
+        assert lock_holder(work / STAGE_LOCK) == str(proc.pid)
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert not tok.exists()
+
+
+def test_tokenizer_file_run_leaves_a_foreign_stage_folder_alone(invoke, corpus, tmp_path):
+    tok = tmp_path / "tok.json"
+    work = tmp_path / ".tok.json.stage"
+    work.mkdir()
+    (work / "mine.txt").write_text("a user's file that happens to sit here\n")
+    r = invoke("tokenizer", "train", corpus, "-o", tok, "--vocab-size", "300")
+    one_line_error(r, 2, str(work), "is not empty and holds no gristmill tokenizer output")
+    assert (work / "mine.txt").read_text() == "a user's file that happens to sit here\n"
+    assert not tok.exists()
+    (work / "mine.txt").unlink()  # once the folder is empty (or ours) the same command trains
+    assert invoke("tokenizer", "train", corpus, "-o", tok, "--vocab-size", "300").exit_code == 0
+    assert tok.is_file() and not work.exists()
