@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from gristmill.train.generate import SamplingConfig, generate
 from gristmill.train.model import GPT, ModelConfig
-from gristmill.train.sample import SamplingConfig, generate
 
 
 def build(args: argparse.Namespace) -> GPT:

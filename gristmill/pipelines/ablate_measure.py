@@ -22,8 +22,8 @@ from typing import Any
 from gristmill.formats.shard_manifest import read_shard_manifest
 from gristmill.formats.stage_inputs import finished_stage
 from gristmill.manifest import MANIFEST, atomic_write_json
+from gristmill.pipelines.registry import DOC_STAGES
 from gristmill.pipelines.spec import PipelineConfig
-from gristmill.pipelines.stages import DOC_STAGES
 
 log = logging.getLogger(__name__)
 

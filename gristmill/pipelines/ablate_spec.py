@@ -34,8 +34,8 @@ from typing import Any
 
 from gristmill.config import build, to_dict, tomllib
 from gristmill.errors import ConfigError
+from gristmill.pipelines.registry import Layout
 from gristmill.pipelines.spec import PipelineConfig, load_pipeline
-from gristmill.pipelines.stages import Layout
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,7 +9,7 @@ import click
 
 from gristmill.clikit import echo_err, emit_json
 from gristmill.errors import GristmillError
-from gristmill.pipelines import stages
+from gristmill.pipelines import registry
 from gristmill.pipelines.demo import DEMOS
 from gristmill.pipelines.runner import StageOutcome, Step, plan, run_pipeline
 from gristmill.pipelines.spec import PipelineConfig, load_pipeline
@@ -29,7 +29,7 @@ def _load(pipeline: Path, root: Path | None, workers: int | None = None,
         overrides["kind"] = "scheduler"
     elif workers:
         overrides["kind"] = "local"
-    return load_pipeline(pipeline, root=root, cluster_overrides=overrides, registry=stages.STAGES)
+    return load_pipeline(pipeline, root=root, cluster_overrides=overrides, registry=registry.STAGES)
 
 
 def _plan_json(steps: list[Step]) -> list[dict[str, Any]]:

@@ -75,7 +75,7 @@ def artifacts(pipe: PipelineConfig) -> dict[str, str]:
 def sample(run_dir: Path, prompt: str, *, seed: int = 0, max_new_tokens: int = 120) -> str:
     """A seeded sample from the trained run (same run, prompt and seed: same text)."""
     from gristmill.train.run import load_run
-    from gristmill.train.sample import SamplingConfig, generate_text
+    from gristmill.train.generate import SamplingConfig, generate_text
 
     run = load_run(run_dir)
     cfg = SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=max_new_tokens, seed=seed)

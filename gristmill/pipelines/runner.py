@@ -23,8 +23,8 @@ from gristmill.errors import GristmillError
 from gristmill.infra.dask import data_runtime
 from gristmill.locks import FileLock, lock_holder
 from gristmill.manifest import read_manifest
+from gristmill.pipelines.registry import StageSpec
 from gristmill.pipelines.spec import PipelineConfig
-from gristmill.pipelines.stages import StageSpec
 from gristmill.stage import Runtime, StageResult, StageRun, Staleness
 
 log = logging.getLogger(__name__)

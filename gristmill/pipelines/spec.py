@@ -19,7 +19,7 @@ from gristmill.config import ConfigKeyError, TomlFile, build, read_toml
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.infra.dask import ClusterConfig
 from gristmill.infra.slurm import SlurmConfig
-from gristmill.pipelines.stages import STAGES, Layout, StageSpec
+from gristmill.pipelines.registry import STAGES, Layout, StageSpec
 
 _META_TABLES = ("pipeline", "cluster", "slurm", "ablate")  # ablate: read by pipelines.ablate_spec
 

@@ -51,7 +51,7 @@ def generate(run_dir: Path, prompt: str, temperature: float | None, top_k: int |
       gristmill generate runs/demo --prompt "To be, or not to be" --temperature 0.8 --seed 1
       gristmill generate runs/demo --prompt "And God said" --temperature 0 --stream
     """
-    from gristmill.train.sample import SamplingConfig, generate_text
+    from gristmill.train.generate import SamplingConfig, generate_text
 
     config = load_config(SamplingConfig, config_path, "generate", {
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "max_new_tokens": max_new_tokens,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gristmill.errors import GristmillError
 from gristmill.manifest import Counts
-from gristmill.pipelines.stages import StageSpec
+from gristmill.pipelines.registry import StageSpec
 from gristmill.stage import Runtime, StageResult, StageRun
 
 

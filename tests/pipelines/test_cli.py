@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.pipelines import stages
+from gristmill.pipelines import registry
 from tests.expect import one_line_error
 from tests.pipelines.fakes import FAKE_STAGES
 from tests.pipelines.test_runner import write_pipeline
@@ -16,7 +16,7 @@ from tests.pipelines.test_runner import write_pipeline
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    monkeypatch.setattr(stages, "STAGES", FAKE_STAGES)
+    monkeypatch.setattr(registry, "STAGES", FAKE_STAGES)
 
 
 def invoke(*args: str):

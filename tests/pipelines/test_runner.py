@@ -251,7 +251,7 @@ def test_the_stage_inputs_are_what_the_stage_fingerprints(tmp_path):
     """The registry's inputs under a config are the StageRun inputs the real stages build."""
     import dataclasses
 
-    from gristmill.pipelines.stages import STAGES, Layout
+    from gristmill.pipelines.registry import STAGES, Layout
 
     layout = Layout(root=tmp_path, inputs=(tmp_path / "raw",), stages=tuple(s.name for s in STAGES),
                     dirnames={s.name: s.dirname for s in STAGES})

@@ -52,7 +52,7 @@ def test_transformers_logits_match(tmp_path, tie, n_kv_head):
     torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
 
     # greedy generation in transformers continues exactly like gristmill's
-    from gristmill.train.sample import SamplingConfig, generate
+    from gristmill.train.generate import SamplingConfig, generate
     cfg = SamplingConfig(temperature=0, max_new_tokens=12, stop_at_eos=False)
     mine = generate(run.model, ids, cfg, eos_id=run.eos_id).token_ids
     with torch.no_grad():

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gristmill.errors import InputError
+from gristmill.train.generate import (SamplingConfig, StreamDecoder, filter_logits, generate, generate_text,
+                                      pick_next, top_k_mask, top_p_mask)
 from gristmill.train.run import load_run
-from gristmill.train.sample import (SamplingConfig, StreamDecoder, filter_logits, generate, generate_text,
-                                    pick_next, top_k_mask, top_p_mask)
 from tests.train.tiny_run import cached_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
