@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import build, to_dict, tomllib
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.pipelines.registry import Layout
 from gristmill.pipelines.spec import PipelineConfig, load_pipeline
 
@@ -144,6 +144,6 @@ def _arm(base: PipelineConfig, name: str, stages: list[str]) -> PipelineConfig:
     for spec in pipe.stages:
         try:
             spec.inputs(layout, spec.name)
-        except Exception as e:  # a stage whose producer is not in this arm
-            raise ConfigError(f"ablate.arms.{name}: {e}") from None
+        except GristmillError as e:  # a stage whose producer is not in this arm (anything else is a bug)
+            raise ConfigError(f"ablate.arms.{name}: {e.message}") from None
     return pipe

@@ -4,6 +4,7 @@ cross-entropy over the model's logits, and a rerun runs only what is unfinished.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,10 +20,12 @@ from gristmill.errors import ConfigError
 from gristmill.pipelines.ablate import dry_run, run_ablation
 from gristmill.corpus.ingest import is_heldout
 from gristmill.pipelines.ablate_measure import load_checkpoint_weights
-from gristmill.pipelines.ablate_spec import load_ablation
+from gristmill.pipelines.ablate_spec import _arm, load_ablation
+from gristmill.pipelines.spec import load_pipeline
 from gristmill.train.checkpoint import step_dir
 from gristmill.train.run import load_run
 from tests.demo import demo_docs
+from tests.pipelines.fakes import FAKE_STAGES
 
 ABLATE = """\
 [pipeline]
@@ -202,6 +205,23 @@ def test_bad_arm_is_one_line(tmp_path):
     r = CliRunner().invoke(cli, ["ablate", str(p)])
     assert r.exit_code == 2
     assert r.output.strip() == "Error: ablate.arms.dedup: stage 'train' needs stage 'shards' before it"
+
+
+def test_an_arm_a_stage_cannot_run_in_is_a_config_error_but_a_bug_is_not(tmp_path):
+    # Only the project's own errors become "ablate.arms.NAME" errors; a bug keeps its traceback.
+    (tmp_path / "in.txt").write_text("hello\n")
+    (tmp_path / "p.toml").write_text('[pipeline]\ninputs = ["in.txt"]\n')
+    base = load_pipeline(tmp_path / "p.toml", registry=FAKE_STAGES)
+    with pytest.raises(ConfigError) as e:
+        _arm(base, "short", ["case"])
+    assert e.value.message == "ablate.arms.short: stage 'case' needs a stage before it"
+
+    def broken(layout, stage):
+        raise KeyError("a bug")
+    buggy = dataclasses.replace(base, registry=(dataclasses.replace(FAKE_STAGES[0], inputs=broken),
+                                                *FAKE_STAGES[1:]))
+    with pytest.raises(KeyError, match="a bug"):
+        _arm(buggy, "full", ["read", "case"])
 
 
 def test_report_shows_the_ablation(done, tmp_path):
