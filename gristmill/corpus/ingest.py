@@ -189,7 +189,8 @@ def ingest_unit(index: int, unit: InputUnit, cfg: IngestConfig, tmp: str) -> Par
     (Path(tmp) / REMOVED_DIR).mkdir(parents=True, exist_ok=True)
     removed = _BufferedWriter(Path(tmp) / REMOVED_DIR / name, removed_table([]).schema, removed_table)
     sources = {rel: _source_name(rel) for rel in unit.rel}
-    for rec in read_unit(unit, cfg.txt_split, cfg.max_record_bytes):
+    fields = (cfg.text_field, cfg.id_field, cfg.source_field)  # a table's other columns are never read
+    for rec in read_unit(unit, cfg.txt_split, cfg.max_record_bytes, fields):
         # A lost row group is one quarantine record standing for all of its rows.
         result.counts.n_in += rec.count if isinstance(rec, Bad) else 1
         source = sources[_rel_of(rec.origin, unit.rel)]

@@ -9,7 +9,7 @@ bytes, and why they could not be used), never raising on bad data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -88,17 +88,22 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
-def read_unit(unit: InputUnit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20) -> Iterator[Raw | Bad]:
-    """All records of a unit, in file order; none longer than ``max_record_bytes`` is held in memory."""
+def read_unit(unit: InputUnit, txt_split: TxtSplit, max_record_bytes: int = 32 << 20,
+              columns: Sequence[str] | None = None) -> Iterator[Raw | Bad]:
+    """All records of a unit, in file order; none longer than ``max_record_bytes`` is held in memory.
+
+    ``columns``: of a Parquet or Arrow row, read only these (the fields the caller uses); their
+    sizes together are what ``max_record_bytes`` bounds. ``None`` reads every column.
+    """
     limit = max_record_bytes
     if unit.kind == "jsonl":
         yield from _jsonl_range(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
     elif unit.kind in ("jsonl.gz", "jsonl.zst"):
         yield from line_records(unit, limit, _decode_line)
     elif unit.kind == "parquet":
-        yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
+        yield from parquet_groups(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit, columns)
     elif unit.kind == "arrow":
-        yield from arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit)
+        yield from arrow_batches(Path(unit.paths[0]), unit.rel[0], unit.start, unit.stop, limit, columns)
     elif unit.kind == "binary":
         yield from _binary(unit)
     else:

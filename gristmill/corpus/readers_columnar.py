@@ -5,11 +5,14 @@ held, so ``in = kept + sum(removed)`` counts rows, not failures. Where the row c
 known (a Parquet footer that is gone; an Arrow batch or a cut stream, whose row counts live
 only in the lost messages) the record stands for 1 row and its detail says the count is unknown.
 
-Memory per record is bounded by ``max_record_bytes``: a Parquet row group is read in slices of
-about :data:`SLICE_BYTES` (from its metadata's bytes per row), an Arrow batch is cut likewise,
-and the byte length of every string or binary cell is taken in Arrow (offsets only, no copy)
-before anything becomes Python. A row with a cell over the limit is one ``record_too_large``
-record (its size, the field) and is never converted; the other rows of its slice are kept.
+Only the columns a caller uses are read (ingest: its text, id and source fields); the rest of
+a row is never decoded nor converted. Memory per record is bounded by ``max_record_bytes``: a
+Parquet row group is read in slices of about :data:`SLICE_BYTES` (from its metadata's bytes per
+row), an Arrow batch is cut likewise, and the byte size of every cell (a string's or binary's
+length, a list's or struct's contents, a number's width) is taken in Arrow (offsets only, no
+copy) before anything becomes Python. A row whose read columns add up to more than the limit is
+one ``record_too_large`` record (its size, the field or fields) and is never converted; the
+other rows of its slice are kept.
 A Parquet page that holds such a cell is still decoded by Arrow once, transiently (a page is
 the smallest unit Parquet can decode); an uncompressed Arrow IPC file or stream is memory
 mapped, so the cell's bytes are not even read.
@@ -17,7 +20,7 @@ mapped, so the cell's bytes are not even read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +41,23 @@ _PARQUET_BUFFER = 1 << 20  # read column chunks in steps, not whole (a chunk can
 _DEFAULT_LIMIT = 32 << 20
 
 
-def parquet_groups(path: Path, rel: str, start: int, stop: int,
-                   limit: int = _DEFAULT_LIMIT) -> Iterator[Raw | Bad]:
-    """Rows of row groups ``[start, stop)``; an unreadable group stands for all of its rows (left)."""
+def parquet_groups(path: Path, rel: str, start: int, stop: int, limit: int = _DEFAULT_LIMIT,
+                   columns: Sequence[str] | None = None) -> Iterator[Raw | Bad]:
+    """Rows of row groups ``[start, stop)`` (only ``columns``, if given, of those the file has);
+    an unreadable group stands for all of its rows (left)."""
     try:
         pf = pq.ParquetFile(path, buffer_size=_PARQUET_BUFFER, pre_buffer=False)
     except _READ_ERRORS as e:
         yield Bad("unreadable_file", f"{type(e).__name__}: {e} (no readable footer: row count unknown, "
                   "counted as 1)", rel)
         return
+    names = _present(pf.schema_arrow.names, columns)
     for g in range(start, pf.num_row_groups if stop < 0 else stop):
         meta = pf.metadata.row_group(g)
         origin, done = f"{rel}#rg{g}", 0
-        rows = max(1, min(meta.num_rows, SLICE_BYTES * meta.num_rows // max(meta.total_byte_size, 1)))
+        rows = max(1, min(meta.num_rows, SLICE_BYTES * meta.num_rows // max(_read_bytes(meta, names), 1)))
         try:
-            for batch in pf.iter_batches(batch_size=rows, row_groups=[g]):
+            for batch in pf.iter_batches(batch_size=rows, row_groups=[g], columns=names):
                 yield from _sized_rows(batch, origin, limit, done)
                 done += batch.num_rows
         except _READ_ERRORS as e:
@@ -65,49 +70,70 @@ def parquet_groups(path: Path, rel: str, start: int, stop: int,
                       f"{after}) unreadable: {type(e).__name__}: {e}", origin, None, max(lost, 1))
 
 
-def _cell_bytes(col: pa.Array) -> np.ndarray | None:
-    """Bytes of each cell of a string or binary column (0 for null), or None for other types."""
-    t = col.type
+def _present(names: Sequence[str], columns: Sequence[str] | None) -> list[str] | None:
+    """The ``columns`` a table with ``names`` has, in its order (all of them if ``columns`` is None)."""
+    return None if columns is None else [n for n in dict.fromkeys(names) if n in columns]
+
+
+def _read_bytes(meta: pq.RowGroupMetaData, names: list[str] | None) -> int:
+    """Uncompressed bytes of the columns read from a row group (all of them if ``names`` is None)."""
+    if names is None:
+        return meta.total_byte_size
+    return sum(c.total_uncompressed_size for c in map(meta.column, range(meta.num_columns))
+               if c.path_in_schema.split(".", 1)[0] in names)
+
+
+def _cell_bytes(col: pa.Array) -> np.ndarray:
+    """Bytes of each cell's contents (0 for null): a string's or binary's length, a number's
+    width, a list's or struct's contents summed; other types share the column's buffers evenly."""
+    t, n = col.type, len(col)
+    null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
     if pa.types.is_dictionary(t):
-        if col.dictionary is None or _cell_bytes(col.dictionary) is None:
-            return None
-        sizes = _cell_bytes(col.dictionary)
         index = col.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        out = sizes[index] if len(sizes) else np.zeros(len(col), np.int64)
-        out[col.is_null().to_numpy(zero_copy_only=False)] = 0
-        return out
-    if pa.types.is_fixed_size_binary(t):
-        return np.where(col.is_null().to_numpy(zero_copy_only=False), 0, t.byte_width).astype(np.int64)
-    if (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+        sizes = _cell_bytes(col.dictionary)
+        out = sizes[index] if len(sizes) else np.zeros(n, np.int64)
+    elif (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
             or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t)):
-        return pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return None
+        out = pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        # ``values`` is the whole child, ``offsets`` index it for this (maybe sliced) array.
+        ends = np.concatenate(([0], np.cumsum(_cell_bytes(col.values))))
+        off = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        out = ends[off[1:]] - ends[off[:-1]]
+    elif pa.types.is_fixed_size_list(t):
+        k = t.list_size
+        ends = np.concatenate(([0], np.cumsum(_cell_bytes(col.values))))
+        first = (col.offset + np.arange(n + 1, dtype=np.int64)) * k
+        out = ends[first[1:]] - ends[first[:-1]]
+    elif pa.types.is_struct(t):
+        out = np.zeros(n, np.int64)
+        for i in range(t.num_fields):
+            out += _cell_bytes(col.field(i))  # a struct's field is already sliced like it
+    elif pa.types.is_null(t):
+        out = np.zeros(n, np.int64)
+    else:
+        try:
+            width = max(t.bit_width // 8, 1)
+        except ValueError:  # not fixed width (a union, an extension, a list view): an even share
+            width = col.nbytes // max(n, 1)
+        out = np.full(n, width, np.int64)
+    if null is not None:
+        out[null] = 0
+    return out
 
 
 def _sized_rows(batch: pa.RecordBatch, origin: str, limit: int, base: int = 0) -> Iterator[Raw | Bad]:
-    """Rows ``base + i`` of ``batch``, converted about :data:`SLICE_BYTES` at a time; a row with a
-    string/binary cell over ``limit`` bytes is a ``record_too_large`` record, never converted."""
+    """Rows ``base + i`` of ``batch``, converted about :data:`SLICE_BYTES` at a time; a row whose
+    cells add up to over ``limit`` bytes is a ``record_too_large`` record, never converted."""
     n = batch.num_rows
     if n == 0:
         return
-    fixed = 0
-    sizes = np.zeros(n, np.int64)
-    over_col = np.full(n, -1, np.int64)  # the first column whose cell is over the limit
-    over_size = np.zeros(n, np.int64)
-    for c, col in enumerate(batch.columns):
-        cells = _cell_bytes(col)
-        if cells is None:
-            fixed += col.nbytes
-            continue
-        sizes += cells
-        first = (cells > limit) & (over_col < 0)
-        if first.any():
-            over_col[first], over_size[first] = c, cells[first]
-    bad = over_col >= 0
-    if not bad.any() and int(sizes.sum()) + fixed <= SLICE_BYTES:
+    cells = [_cell_bytes(col) for col in batch.columns]
+    sizes = np.sum(cells, axis=0, dtype=np.int64) if cells else np.zeros(n, np.int64)
+    bad = sizes > limit
+    if not bad.any() and int(sizes.sum()) <= SLICE_BYTES:
         yield from _rows(batch, origin, base)  # the common case: one slice, as read
         return
-    sizes += fixed // n
     piece = (np.cumsum(sizes) - sizes) // SLICE_BYTES  # slice of each row, by the bytes before it
     cut = np.empty(n, bool)
     cut[0] = True
@@ -116,10 +142,19 @@ def _sized_rows(batch: pa.RecordBatch, origin: str, limit: int, base: int = 0) -
     names = batch.schema.names
     for s, e in zip(starts, starts[1:]):
         if bad[s]:
-            where = f"{origin}:{base + s}"
-            yield too_large(int(over_size[s]), limit, f"field {names[over_col[s]]!r}", where)
+            yield _too_large(names, [int(c[s]) for c in cells], limit, f"{origin}:{base + s}")
         else:
             yield from _rows(batch.slice(s, e - s), origin, base + s)
+
+
+def _too_large(names: list[str], sizes: list[int], limit: int, origin: str) -> Bad:
+    """A row over the limit: the first field over it alone (its size), else the row's total and
+    every non-empty field with its size."""
+    for name, size in zip(names, sizes):
+        if size > limit:
+            return too_large(size, limit, f"field {name!r}", origin)
+    parts = ", ".join(f"{name!r} ({size} bytes)" for name, size in zip(names, sizes) if size)
+    return too_large(sum(sizes), limit, f"fields {parts} together", origin)
 
 
 def _rows(table: pa.Table | pa.RecordBatch, origin: str, base: int = 0) -> Iterator[Raw | Bad]:
@@ -143,15 +178,16 @@ def _rows_one_by_one(table: pa.Table | pa.RecordBatch, origin: str, base: int) -
             yield Raw(row[0], f"{origin}:{base + i}")
 
 
-def arrow_batches(path: Path, rel: str, start: int, stop: int,
-                  limit: int = _DEFAULT_LIMIT) -> Iterator[Raw | Bad]:
-    """Rows of an Arrow IPC file's batches ``[start, stop)``, or of a whole IPC stream."""
+def arrow_batches(path: Path, rel: str, start: int, stop: int, limit: int = _DEFAULT_LIMIT,
+                  columns: Sequence[str] | None = None) -> Iterator[Raw | Bad]:
+    """Rows of an Arrow IPC file's batches ``[start, stop)``, or of a whole IPC stream (only
+    ``columns``, if given, of those the file has: the others are mapped, never read)."""
     try:
         with pa.memory_map(str(path)) as source:
             try:
                 reader = pa.ipc.open_file(source)
             except _READ_ERRORS:
-                yield from _stream(source, path, rel, limit)
+                yield from _stream(source, path, rel, limit, columns)
                 return
             for b in range(start, reader.num_record_batches if stop < 0 else stop):
                 try:
@@ -160,12 +196,20 @@ def arrow_batches(path: Path, rel: str, start: int, stop: int,
                     yield Bad("unreadable_batch", f"record batch {b} of {rel} unreadable ({type(e).__name__}: {e}); "
                               "its row count is unknown, counted as 1", f"{rel}#b{b}")
                     continue
-                yield from _sized_rows(batch, f"{rel}#b{b}", limit)
+                yield from _sized_rows(_select(batch, columns), f"{rel}#b{b}", limit)
     except _READ_ERRORS as e:
         yield Bad("unreadable_file", f"{type(e).__name__}: {e} (row count unknown, counted as 1)", rel)
 
 
-def _stream(source: pa.MemoryMappedFile, path: Path, rel: str, limit: int) -> Iterator[Raw | Bad]:
+def _select(batch: pa.RecordBatch, columns: Sequence[str] | None) -> pa.RecordBatch:
+    """``batch``'s ``columns`` (by position: a name may repeat in an IPC schema), all if None."""
+    if columns is None:
+        return batch
+    return batch.select([i for i, name in enumerate(batch.schema.names) if name in columns])
+
+
+def _stream(source: pa.MemoryMappedFile, path: Path, rel: str, limit: int,
+            columns: Sequence[str] | None) -> Iterator[Raw | Bad]:
     """An IPC stream, or an IPC file whose footer is gone (cut): the batches up to the damage."""
     size = source.size()
     source.seek(0)
@@ -186,7 +230,7 @@ def _stream(source: pa.MemoryMappedFile, path: Path, rel: str, limit: int) -> It
         return
     try:
         for batch in reader:
-            yield from _sized_rows(batch, f"{rel}#b{b}", limit)
+            yield from _sized_rows(_select(batch, columns), f"{rel}#b{b}", limit)
             b, rows = b + 1, rows + batch.num_rows
     except _READ_ERRORS as e:
         complete, error = False, f" ({type(e).__name__}: {e})"

@@ -157,7 +157,8 @@ def test_unconvertible_records_are_quarantined_and_the_rest_kept(tmp_path: Path,
 
 def test_a_table_row_that_cannot_become_python_is_one_removed_row(tmp_path: Path, invoke) -> None:
     stamps = pa.array([0, 2**62, 0], pa.timestamp("us"))  # year ~148,000: no datetime holds it
-    pq.write_table(pa.table({"text": ["a", "b", "c"], "at": stamps}), tmp_path / "t.parquet")
+    unused = pa.array([0, 0, 2**62], pa.timestamp("us"))  # a column ingest does not read: no harm
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "source": stamps, "at": unused}), tmp_path / "t.parquet")
     r = ingest_ok(invoke, tmp_path / "t.parquet", "-o", tmp_path / "o")
     assert r.exit_code == 1, r.output
     assert manifest(tmp_path / "o")["counts"] == {"in": 3, "kept": 2, "removed": {"unconvertible_row": 1}}
@@ -240,6 +241,44 @@ def test_records_over_max_record_bytes_are_counted_with_size_and_place(tmp_path:
         f"raw/a.jsonl@{offset}": f"{len(json.dumps({'text': big}))} bytes > max_record_bytes 4096 at byte {offset}",
         "raw/big.txt": "5000 bytes > max_record_bytes 4096 at the whole file",
     }
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+        return
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "arrow"])
+def test_max_record_bytes_bounds_the_whole_row_ingest_reads(tmp_path: Path, invoke, ext: str) -> None:
+    """A table row is sized as a whole over the columns ingest reads (a list or struct cell
+    too), before any of it becomes Python; a column ingest does not use is never read."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_table(pa.table({"id": ["l1", "l2"], "text": pa.array([["t" * 6000, "u" * 6000], ["short"]])}),
+                 raw / f"lists.{ext}")
+    _write_table(pa.table({
+        "id": ["i" * 3000, "k1", "k2"],
+        "text": ["x" * 3000, "kept", "kept too"],
+        "source": ["s" * 3000, "web", "web"],
+        "unused": pa.array([None, {"huge": ["x" * 20000] * 3}, None]),
+    }), raw / f"rows.{ext}")
+    r = ingest_ok(invoke, raw, "-o", tmp_path / "o", "--max-record-bytes", 4096)
+    assert r.exit_code == 1, r.output
+    m = manifest(tmp_path / "o")
+    assert m["counts"] == {"in": 5, "kept": 2, "removed": {"non_string_text": 1, "record_too_large": 2}}
+    got = {x["origin"]: (x["reason"], x["detail"]) for x in removed(tmp_path / "o")}
+    part = "rg" if ext == "parquet" else "b"
+    assert got == {
+        f"raw/lists.{ext}#{part}0:0": ("record_too_large", "12000 bytes > max_record_bytes 4096 at field 'text'"),
+        f"raw/lists.{ext}#{part}0:1": ("non_string_text", "'text' is list"),
+        f"raw/rows.{ext}#{part}0:0": ("record_too_large", "9000 bytes > max_record_bytes 4096 at fields 'id' "
+                                      "(3000 bytes), 'text' (3000 bytes), 'source' (3000 bytes) together"),
+    }
+    kept = [row for f in sorted((tmp_path / "o").glob("part-*.parquet")) for row in pq.read_table(f).to_pylist()]
+    assert [(d["id"], d["text"]) for d in kept] == [("k1", "kept"), ("k2", "kept too")]
 
 
 def test_max_record_bytes_from_toml_is_validated(tmp_path: Path, invoke) -> None:
