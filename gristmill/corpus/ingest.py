@@ -18,13 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gristmill.corpus.documents import (DOC_SCHEMA, REMOVED_DIR, part_name, removed_table,
-                                        write_table)
+from gristmill.corpus.documents import (DOC_SCHEMA, INGEST_GROUP_CHARS, INGEST_GROUP_ROWS, REMOVED_DIR,
+                                        open_writer, part_name, removed_table, row_group_rows, write_table)
 from gristmill.corpus.discover import discover
 from gristmill.corpus.ingest_config import IngestConfig
 from gristmill.corpus.readers import Bad, InputUnit, detect_kind, read_unit
 from gristmill.corpus.records import to_document, utf8_safe
 from gristmill.errors import InputError
+from gristmill.formats.stage_info import IngestInfo
 from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts
 from gristmill.progress import gather
@@ -143,28 +144,29 @@ def _source_name(rel: str) -> str:
 
 
 class _BufferedWriter:
-    """Writes rows in fixed-size row groups, opening the file only if a row arrives."""
+    """Writes rows in row groups of at most ``INGEST_GROUP_ROWS`` rows, cut early once they hold
+    ``INGEST_GROUP_CHARS`` of text (see :mod:`gristmill.corpus.documents`); opens the file only
+    if a row arrives."""
 
     def __init__(self, path: Path, schema: pa.Schema, to_table: Any) -> None:
-        from gristmill.corpus.documents import ROW_GROUP, open_writer
-
         self.path, self.schema, self.to_table = path, schema, to_table
         self.rows: list[dict[str, Any]] = []
+        self.size = 0  # characters of text plus bytes of raw in ``rows``
         self.writer: pq.ParquetWriter | None = None
-        self._open, self._group = open_writer, ROW_GROUP
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        if len(self.rows) >= self._group:
+        self.size += len(row.get("text") or "") + len(row.get("raw") or b"")
+        if len(self.rows) >= INGEST_GROUP_ROWS or self.size >= INGEST_GROUP_CHARS:
             self.flush()
 
     def flush(self) -> None:
         if not self.rows:
             return
         if self.writer is None:
-            self.writer = self._open(self.path, self.schema)
-        self.writer.write_table(self.to_table(self.rows), row_group_size=self._group)
-        self.rows = []
+            self.writer = open_writer(self.path, self.schema)
+        self.writer.write_table(self.to_table(self.rows), row_group_size=len(self.rows))
+        self.rows, self.size = [], 0
 
     def close(self) -> bool:
         self.flush()
@@ -245,7 +247,8 @@ def _rekey(run: StageRun, files: list[str]) -> dict[str, Any]:
                     renamed.append((rid, f"{rid}#{seen[rid]}"))
                     rid = renamed[-1][1]
             new_ids.append(rid)
-        write_table(table.set_column(0, "id", pa.array(new_ids, pa.string())), path)
+        write_table(table.set_column(0, "id", pa.array(new_ids, pa.string())), path,
+                    group_rows=row_group_rows(path))  # the layout the writer chose
     clash = ids.isin([new for _, new in renamed]).sum().compute()
     if clash != len(renamed):  # a new id already existed: make the suffix unambiguous
         raise InputError(f"cannot re-key duplicate ids: {clash - len(renamed)} generated ids already exist; "
@@ -286,15 +289,15 @@ def ingest(inputs: Sequence[Path], out: Path, config: IngestConfig, runtime: Run
 def summary(result: StageResult) -> str:
     """The stderr summary of an ingest run."""
     m = result.manifest
-    c = m["counts"]
-    lines = [f"ingest: {c['in']:,} records -> {c['kept']:,} documents in {result.output} "
-             f"({m.get('units', '?')} units, {m.get('seconds', 0):.1f}s)"]
-    lines += [f"  rejected {n:,} {reason}" for reason, n in c["removed"].items()]
-    if m.get("skipped_inputs"):
-        lines.append(f"  skipped {len(m['skipped_inputs']):,} input paths (symlinks, hidden, unlisted; "
+    c, info = m.counts or Counts(), m.info(IngestInfo)
+    lines = [f"ingest: {c.n_in:,} records -> {c.kept:,} documents in {result.output} "
+             f"({'?' if info.units is None else info.units} units, {m.seconds or 0:.1f}s)"]
+    lines += [f"  rejected {n:,} {reason}" for reason, n in c.removed.items()]
+    if info.skipped_inputs:
+        lines.append(f"  skipped {len(info.skipped_inputs):,} input paths (symlinks, hidden, unlisted; "
                      "see skipped_inputs in the manifest)")
-    if m.get("rekeyed"):
-        lines.append(f"  re-keyed {m['rekeyed']:,} duplicate ids (kept, with a #N suffix)")
-    if c["removed"]:
+    if info.rekeyed:
+        lines.append(f"  re-keyed {info.rekeyed:,} duplicate ids (kept, with a #N suffix)")
+    if c.removed:
         lines.append(f"  see them: gristmill corpus show-removed {result.output}")
     return "\n".join(lines)

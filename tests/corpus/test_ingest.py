@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gristmill.cli import cli
-from gristmill.corpus.documents import part_files, removed_files
+from gristmill.corpus.documents import part_files, removed_files, row_group_rows
 from gristmill.corpus.ingest import IngestConfig, ingest, plan_units
 from gristmill.corpus.readers import Bad, read_unit
 from gristmill.stage import Runtime
@@ -51,7 +52,7 @@ def hostile(tmp_path: Path) -> Path:
 
 
 def run(inputs: list[Path], out: Path, workers: int = 1, **cfg) -> dict:
-    return ingest(inputs, out, IngestConfig(**cfg), Runtime(workers=workers)).manifest
+    return ingest(inputs, out, IngestConfig(**cfg), Runtime(workers=workers)).manifest.as_dict()
 
 
 def test_hostile_corpus_is_accounted_for(hostile: Path, tmp_path: Path) -> None:
@@ -130,6 +131,34 @@ def test_same_bytes_for_1_and_2_workers_and_split_files(tmp_path: Path) -> None:
     m2 = run([src], tmp_path / "w2", workers=2, chunk_bytes=4096)
     assert m1["units"] > 3  # one file was read as several byte ranges
     assert [(o["file"], o["sha256"]) for o in m1["outputs"]] == [(o["file"], o["sha256"]) for o in m2["outputs"]]
+
+
+def test_row_groups_are_cut_by_rows(tmp_path: Path) -> None:
+    """Clean's tasks take 1,024 rows: a row group any larger would be decoded by several tasks."""
+    src = tmp_path / "big.jsonl"
+    src.write_bytes(b"\n".join(_lines(2500)) + b"\n")
+    m = run([src], tmp_path / "out", workers=1)
+    (part,) = part_files(tmp_path / "out")
+    assert row_group_rows(part) == [1024, 1024, 452]
+    assert m["counts"]["kept"] == 2500
+
+
+def test_row_groups_are_cut_by_size_and_rekeying_keeps_them(tmp_path: Path, monkeypatch) -> None:
+    import gristmill.corpus.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "INGEST_GROUP_CHARS", 100)  # texts of 21-22 characters: 5 reach it
+    src = tmp_path / "docs.jsonl"
+    src.write_bytes(b"\n".join(_lines(10) + _lines(3)) + b"\n")  # the last 3 repeat ids: re-keyed
+    (unit,) = plan_units([src], 1 << 20)
+    (tmp_path / "tmp").mkdir()
+    res = ingest_mod.ingest_unit(0, unit, IngestConfig(), str(tmp_path / "tmp"))
+    path = tmp_path / "tmp" / res.kept_file
+    groups = row_group_rows(path)
+    assert groups == [5, 5, 3]  # cut at the row that brings a group to 100 characters
+    stage_run = SimpleNamespace(tmp_path=lambda rel: tmp_path / "tmp" / rel)
+    assert ingest_mod._rekey(stage_run, [res.kept_file])["rekeyed"] == 3
+    assert row_group_rows(path) == groups
+    assert pq.read_table(path)["id"].to_pylist()[-3:] == ["doc0#2", "doc1#2", "doc2#2"]
 
 
 def test_parquet_arrow_and_datasets_folder(tmp_path: Path) -> None:
