@@ -1,9 +1,11 @@
 """Readers of columnar inputs (Parquet row groups, Arrow IPC batches) that count what they lose.
 
 A part that cannot be read is one quarantine record whose ``count`` is the number of rows it
-held, so ``in = kept + sum(removed)`` counts rows, not failures. Where the row count is not
-known (a Parquet footer that is gone; an Arrow batch or a cut stream, whose row counts live
-only in the lost messages) the record stands for 1 row and its detail says the count is unknown.
+held, so ``in = kept + sum(removed)`` counts rows, not failures: a Parquet row group's from the
+footer, an Arrow batch's from its message header (read here without Arrow, see
+:func:`_messages`), which survives a cut or a damaged body. Where the row count is not known (a
+Parquet footer that is gone; an Arrow header that is cut; batches after a cut, of which nothing
+is left) the record stands for 1 row, or for the rows that are known, and its detail says so.
 
 Only the columns a caller uses are read (ingest: its text, id and source fields); the rest of
 a row is never decoded nor converted. Memory per record is bounded by ``max_record_bytes``: a
@@ -20,7 +22,10 @@ mapped, so the cell's bytes are not even read.
 
 from __future__ import annotations
 
+import itertools
+import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +198,7 @@ def arrow_batches(path: Path, rel: str, start: int, stop: int, limit: int = _DEF
                 try:
                     batch = reader.get_batch(b)
                 except _READ_ERRORS as e:
-                    yield Bad("unreadable_batch", f"record batch {b} of {rel} unreadable ({type(e).__name__}: {e}); "
-                              "its row count is unknown, counted as 1", f"{rel}#b{b}")
+                    yield _unreadable_batch(path, rel, b, e)
                     continue
                 yield from _sized_rows(_select(batch, columns), f"{rel}#b{b}", limit)
     except _READ_ERRORS as e:
@@ -228,16 +232,28 @@ def _stream(source: pa.MemoryMappedFile, path: Path, rel: str, limit: int,
         why = "truncated_file" if is_file else "unreadable_file"
         yield Bad(why, f"{type(e).__name__}: {e} (no readable schema: row count unknown, counted as 1)", rel)
         return
+    pos = source.tell()  # where the messages not read yet begin
     try:
         for batch in reader:
+            pos = source.tell()
             yield from _sized_rows(_select(batch, columns), f"{rel}#b{b}", limit)
             b, rows = b + 1, rows + batch.num_rows
     except _READ_ERRORS as e:
         complete, error = False, f" ({type(e).__name__}: {e})"
     if not complete:
+        lost = _lost_after(path, pos, size)
         yield Bad("truncated_file", f"Arrow IPC data of {rel} ends after {b} whole batches ({rows} rows, "
-                  f"byte {source.tell()} of {size}){error}; the rows after that are unknown, counted as 1",
-                  f"{rel}#b{b}")
+                  f"byte {pos} of {size}){error}; {lost.detail}", f"{rel}#b{b}", None, lost.count)
+
+
+def _unreadable_batch(path: Path, rel: str, b: int, e: Exception) -> Bad:
+    """Batch ``b`` of an IPC file could not be read: its rows, if its message header says."""
+    batches = (m for m in _messages(path, _FILE_MAGIC) if m.kind == _BATCH)
+    head = next(itertools.islice(batches, b, None), None)
+    how = (f"{head.rows} rows from byte {head.offset}, by its message header" if head is not None
+           else "its row count is unknown, counted as 1")
+    return Bad("unreadable_batch", f"record batch {b} of {rel} unreadable ({type(e).__name__}: {e}); {how}",
+               f"{rel}#b{b}", None, max(head.rows, 1) if head is not None else 1)
 
 
 def _ends_with_eos(path: Path, size: int) -> bool:
@@ -246,3 +262,118 @@ def _ends_with_eos(path: Path, size: int) -> bool:
         tail = f.read(8)
     # Only the 8-byte marker (Arrow >= 0.15): the old 4 zero bytes are also what padding looks like.
     return tail == _EOS
+
+
+# ------------------------------------------------- IPC message headers (row counts of lost batches)
+# An IPC message is [0xFFFFFFFF] <int32 n> <n bytes of flatbuffer Message> <body>; a Message's
+# header says how long its body is and, for a record batch, how many rows it holds. Reading only
+# these headers (format/Message.fbs) counts the rows of batches Arrow cannot read.
+_BATCH, _DICTIONARY, _END = 3, 2, -1  # MessageHeader union tags; _END: the end-of-stream marker
+_MAX_HEADER = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    kind: int
+    rows: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """The rows of the batches after the last one read, as far as their headers survive."""
+
+    rows: int
+    batches: int
+    exact: bool  # the headers run on to the end-of-stream marker: no batch is missing
+
+    @property
+    def count(self) -> int:
+        return self.rows or 1
+
+    @property
+    def detail(self) -> str:
+        if self.batches == 0:
+            return ("the data after it runs whole to its end-of-stream marker (what followed, an IPC file's "
+                    "footer, is lost); counted as 1" if self.exact
+                    else "the rows after that are unknown, counted as 1")
+        counted = (f"{self.rows} rows in the {self.batches} batch(es) after it, from their message headers"
+                   + ("" if self.rows else ", counted as 1"))
+        return counted if self.exact else f"{counted}; any batch after those is lost unseen (not counted)"
+
+
+def _lost_after(path: Path, pos: int, size: int) -> _Lost:
+    rows = batches = 0
+    for m in _messages(path, pos, size):
+        if m.kind == _END:
+            return _Lost(rows, batches, True)
+        if m.kind == _BATCH:
+            rows, batches = rows + m.rows, batches + 1
+    return _Lost(rows, batches, False)
+
+
+def _messages(path: Path, pos: int, size: int | None = None) -> Iterator[_Message]:
+    """The IPC messages from byte ``pos`` whose headers survive, up to the end-of-stream marker
+    (a last ``_END`` message) or the first header that is cut or does not parse."""
+    size = path.stat().st_size if size is None else size
+    with open(path, "rb") as f:
+        while pos + 4 <= size:
+            f.seek(pos)
+            head = f.read(8)
+            n, skip = int.from_bytes(head[:4], "little", signed=True), 4
+            if n == -1 and len(head) == 8:  # the continuation marker, then the length
+                n, skip = int.from_bytes(head[4:], "little", signed=True), 8
+            if n == 0:
+                yield _Message(_END, 0, pos)
+                return
+            if not 0 < n <= _MAX_HEADER or pos + skip + n > size:
+                return
+            f.seek(pos + skip)
+            parsed = _message_header(f.read(n))
+            if parsed is None:
+                return
+            kind, body, rows = parsed
+            yield _Message(kind, rows, pos)
+            pos += skip + n + body
+
+
+def _message_header(meta: bytes) -> tuple[int, int, int] | None:
+    """(header type, body length, rows) of a flatbuffer Message, or None if it does not parse."""
+    try:
+        msg = _fb(meta, "<I", 0)
+        kind, body, rows = _fb_scalar(meta, msg, 1, "<B"), _fb_scalar(meta, msg, 3, "<q"), 0
+        if kind in (_BATCH, _DICTIONARY):
+            header = _fb_table(meta, msg, 2)
+            if kind == _DICTIONARY:
+                header = _fb_table(meta, header, 1)  # its data, a RecordBatch
+            rows = _fb_scalar(meta, header, 0, "<q")
+    except (struct.error, ValueError):
+        return None
+    return (kind, body, rows) if body >= 0 and rows >= 0 else None
+
+
+def _fb(buf: bytes, fmt: str, at: int) -> int:
+    if at < 0:
+        raise ValueError(at)  # unpack_from would count from the end
+    return int(struct.unpack_from(fmt, buf, at)[0])
+
+
+def _fb_slot(buf: bytes, table: int, slot: int) -> int | None:
+    """Where field ``slot`` of the flatbuffer table at ``table`` is, or None if it is absent."""
+    vtable = table - _fb(buf, "<i", table)
+    if 4 + 2 * slot + 2 > _fb(buf, "<H", vtable):
+        return None
+    off = _fb(buf, "<H", vtable + 4 + 2 * slot)
+    return table + off if off else None
+
+
+def _fb_scalar(buf: bytes, table: int, slot: int, fmt: str) -> int:
+    at = _fb_slot(buf, table, slot)
+    return 0 if at is None else _fb(buf, fmt, at)
+
+
+def _fb_table(buf: bytes, table: int, slot: int) -> int:
+    at = _fb_slot(buf, table, slot)
+    if at is None:
+        raise ValueError(f"no field {slot}")
+    return at + _fb(buf, "<I", at)

@@ -98,27 +98,74 @@ def test_unreadable_parquet_row_group_counts_its_rows(tmp_path: Path, invoke) ->
     assert bad["origin"] == "t.parquet#rg1" and "row group 1 of t.parquet (from byte" in bad["detail"]
 
 
-def _arrow(path: Path, stream: bool) -> int:
+def _arrow(path: Path, stream: bool, **options: object) -> int:
     batches = [pa.record_batch({"id": [f"b{b}-{i}" for i in range(50)], "text": [f"t {i}" for i in range(50)]})
                for b in range(4)]
     open_ = pa.ipc.new_stream if stream else pa.ipc.new_file
-    with pa.OSFile(str(path), "wb") as sink, open_(sink, batches[0].schema) as w:
+    with pa.OSFile(str(path), "wb") as sink, \
+            open_(sink, batches[0].schema, options=pa.ipc.IpcWriteOptions(**options)) as w:
         for b in batches:
             w.write_batch(b)
     return path.stat().st_size
 
 
+def _batch_offsets(path: Path, stream: bool) -> list[int]:
+    """Byte offset of each record batch's message, as pyarrow's own reader finds them."""
+    with pa.memory_map(str(path)) as source:
+        source.seek(0 if stream else 8)
+        reader = pa.ipc.MessageReader.open_stream(source)
+        offsets = []
+        for message in iter(lambda: (source.tell(), reader.read_next_message()), None):
+            if message[1] is None:
+                return offsets
+            if message[1].type == "record batch":
+                offsets.append(message[0])
+    return offsets
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_cut_arrow_keeps_whole_batches_and_says_where(tmp_path: Path, invoke, stream: bool) -> None:
+    """Cut inside the third batch's body: its header survives, so its 50 rows are counted; the
+    fourth batch left no trace (its header is gone too), which the detail says."""
     path = tmp_path / "t.arrow"
-    size = _arrow(path, stream)
-    path.write_bytes(path.read_bytes()[: size * 5 // 8])  # inside the third batch
+    _arrow(path, stream)
+    third = _batch_offsets(path, stream)[2]
+    path.write_bytes(path.read_bytes()[: third + 400])  # past its 8 + 216 header bytes
     r = ingest_ok(invoke, path, "-o", tmp_path / "o")
     assert r.exit_code == 1
     m = manifest(tmp_path / "o")
-    assert m["counts"] == {"in": 101, "kept": 100, "removed": {"truncated_file": 1}}
+    assert m["counts"] == {"in": 150, "kept": 100, "removed": {"truncated_file": 50}}
     [bad] = removed(tmp_path / "o")
-    assert "ends after 2 whole batches (100 rows, byte" in bad["detail"] and "unknown" in bad["detail"]
+    assert bad["origin"] == "t.arrow#b2"
+    assert f"ends after 2 whole batches (100 rows, byte {third} of {third + 400})" in bad["detail"]
+    assert bad["detail"].endswith("; 50 rows in the 1 batch(es) after it, from their message headers; "
+                                  "any batch after those is lost unseen (not counted)")
+
+
+def test_arrow_cut_inside_a_message_header_counts_1_and_says_unknown(tmp_path: Path, invoke) -> None:
+    path = tmp_path / "t.arrow"
+    _arrow(path, stream=True)
+    third = _batch_offsets(path, stream=True)[2]
+    path.write_bytes(path.read_bytes()[: third + 100])  # the header itself is cut: no row count survives
+    ingest_ok(invoke, path, "-o", tmp_path / "o")
+    assert manifest(tmp_path / "o")["counts"] == {"in": 101, "kept": 100, "removed": {"truncated_file": 1}}
+    [bad] = removed(tmp_path / "o")
+    assert bad["detail"].endswith("; the rows after that are unknown, counted as 1")
+
+
+def test_unreadable_arrow_file_batch_counts_the_rows_its_header_gives(tmp_path: Path, invoke) -> None:
+    path = tmp_path / "t.arrow"
+    _arrow(path, stream=False, compression="zstd")
+    second = _batch_offsets(path, stream=False)[1]
+    data = bytearray(path.read_bytes())
+    data[second + 300: second + 340] = bytes(40)  # inside its compressed body: decompression fails
+    path.write_bytes(bytes(data))
+    ingest_ok(invoke, path, "-o", tmp_path / "o")
+    assert manifest(tmp_path / "o")["counts"] == {"in": 200, "kept": 150, "removed": {"unreadable_batch": 50}}
+    [bad] = removed(tmp_path / "o")
+    assert bad["origin"] == "t.arrow#b1"
+    assert bad["detail"].startswith("record batch 1 of t.arrow unreadable (")
+    assert bad["detail"].endswith(f"; 50 rows from byte {second}, by its message header")
 
 
 def test_arrow_stream_cut_at_a_batch_boundary_is_truncated(tmp_path: Path, invoke) -> None:
