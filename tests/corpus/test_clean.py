@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import gzip
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,45 +13,8 @@ from gristmill.corpus.clean import clean, clean_table
 from gristmill.corpus.clean_config import CleanConfig
 from gristmill.corpus.documents import DOC_SCHEMA
 from gristmill.corpus.langid import LangConfig
-from gristmill.manifest import Counts
-from gristmill.stage import Runtime, StageRun
-
-DEMO = Path(__file__).parents[2] / "gristmill" / "data" / "demo" / "demo-corpus.jsonl.gz"
-ENGLISH = ("The miller and his sons worked at the mill from dawn until the light was gone. "
-           "They carried the grain to the stones, and the river turned the great wheel. "
-           "In the evening the village gathered by the bridge to trade bread for cheese. "
-           "Winter came early that year, with snow on the hills before the harvest was in. "
-           "Nobody remembered a season so hard, yet the old wheel never stopped turning. "
-           "By spring the children had learned to mend sacks and to read the weather.")
-CHINESE = ("我们今天在公园里散步。天气非常好，湖边有很多人在钓鱼。孩子们在草地上玩耍，老人们坐在树下聊天。"
-           "中午我们找了一家小饭馆吃面条。下午下了一场小雨，空气变得很清新。晚上回家以后，大家都觉得很累但是很开心。")
-
-
-def demo_docs(n: int) -> list[dict[str, str]]:
-    with gzip.open(DEMO, "rt") as f:
-        return [{k: d[k] for k in ("id", "text", "source")} for d, _ in zip(map(json.loads, f), range(n))]
-
-
-def make_dataset(path: Path, docs: list[dict[str, str]], row_group: int = 4) -> Path:
-    """A finished document dataset (one part, several row groups) with a manifest."""
-    run = StageRun("ingest", path, CleanConfig(), inputs=[])
-    run.begin()
-    pq.write_table(pa.Table.from_pylist(docs, schema=DOC_SCHEMA), run.tmp_path("part-00000.parquet"),
-                   row_group_size=row_group)
-    run.publish("part-00000.parquet", rows=len(docs))
-    run.finish(Counts(n_in=len(docs), kept=len(docs)))
-    return path
-
-
-def special_docs() -> list[dict[str, str]]:
-    good = ENGLISH + "\nWrite to miller@example.com for flour."
-    return [
-        {"id": "good", "text": good, "source": "t"},
-        {"id": "short", "text": "Too short to keep.", "source": "t"},
-        {"id": "blank", "text": " \r\n\t ", "source": "t"},
-        {"id": "zh", "text": CHINESE, "source": "t"},
-        {"id": "dup", "text": "\n".join(["The same line of text again and again."] * 20), "source": "t"},
-    ]
+from gristmill.stage import Runtime
+from tests.corpus.docsets import ENGLISH, first_demo_docs, special_docs, write_dataset
 
 
 def test_clean_table_reasons_columns_and_stats() -> None:
@@ -89,8 +50,8 @@ def test_all_reasons_detail_lists_every_failure() -> None:
 
 @pytest.mark.slow
 def test_stage_is_identical_for_one_and_two_workers(tmp_path: Path) -> None:
-    docs = demo_docs(30) + special_docs()
-    inp = make_dataset(tmp_path / "in", docs, row_group=6)
+    docs = first_demo_docs(30) + special_docs()
+    inp = write_dataset(tmp_path / "in", docs, nparts=1, row_group=6)
     cfg = CleanConfig(lang=LangConfig(languages=("en",)))
     one = clean(inp, tmp_path / "one", cfg, Runtime(workers=1))
     two = clean(inp, tmp_path / "two", cfg, Runtime(workers=2))
@@ -114,7 +75,7 @@ def test_units_slice_row_groups_in_order(tmp_path: Path) -> None:
     from gristmill.corpus.apply import plan_units, run_unit
 
     docs = [{"id": f"d{i}", "text": ENGLISH, "source": "t"} for i in range(10)]
-    inp = make_dataset(tmp_path / "in", docs, row_group=4)
+    inp = write_dataset(tmp_path / "in", docs, nparts=1, row_group=4)
     units = plan_units(inp, rows_per_unit=3)
     assert [(u.index, u.row_group, u.start, u.stop) for u in units] == [
         (0, 0, 0, 3), (1, 0, 3, 4), (2, 1, 0, 3), (3, 1, 3, 4), (4, 2, 0, 2)]

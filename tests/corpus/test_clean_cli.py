@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gristmill.cli import cli
 from gristmill.corpus.clean_config import load_clean_config
 from gristmill.errors import ConfigError
-from tests.corpus.test_clean import demo_docs, make_dataset, special_docs
+from tests.corpus.docsets import first_demo_docs, special_docs, write_dataset
 from tests.expect import one_line_error
 
 
@@ -45,7 +45,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
     (["--min-lang-score", "2"], "min-lang-score"),
 ])
 def test_bad_flags_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    inp = make_dataset(tmp_path / "in", special_docs())
+    inp = write_dataset(tmp_path / "in", special_docs(), nparts=1, row_group=4)
     result = CliRunner().invoke(cli, ["corpus", "clean", str(inp), "-o", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output
 
@@ -63,7 +63,7 @@ def test_help_has_example() -> None:
 
 @pytest.mark.slow
 def test_cli_run_json_report_and_show_removed(tmp_path: Path) -> None:
-    inp = make_dataset(tmp_path / "in", demo_docs(12) + special_docs())
+    inp = write_dataset(tmp_path / "in", first_demo_docs(12) + special_docs(), nparts=1, row_group=4)
     out = tmp_path / "out"
     runner = CliRunner()
     result = runner.invoke(cli, ["corpus", "clean", str(inp), "-o", str(out), "--lang", "en",

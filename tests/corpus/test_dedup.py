@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
 from gristmill.corpus.dedup import DedupConfig, dedup
-from gristmill.corpus.documents import part_name, write_table
-from gristmill.manifest import Counts
-from gristmill.stage import Runtime, StageRun
+from gristmill.stage import Runtime
+from tests.corpus.docsets import read_kept, read_removed, write_dataset
 from tests.demo import demo_docs
 from tests.expect import one_line_error
 
-
-
-
-def write_dataset(out: Path, docs: Sequence[dict], nparts: int = 2, extra: Sequence[str] = ()) -> Path:
-    """A finished document dataset (parts + manifest), as a stage before dedup would leave it."""
-    run = StageRun("ingest", out, DedupConfig(), inputs=[])
-    run.begin()
-    per = max(1, -(-len(docs) // nparts))
-    for i in range(nparts):
-        chunk = docs[i * per:(i + 1) * per]
-        cols = {c: [d.get(c) for d in chunk] for c in ("id", "text", "source", *extra)}
-        write_table(pa.table(cols, schema=pa.schema([(c, pa.string()) for c in cols])), run.tmp_path(part_name(i)))
-        run.publish(part_name(i), rows=len(chunk))
-    run.finish(Counts(n_in=len(docs), kept=len(docs)))
-    return out
-
-
-def read_kept(out: Path) -> list[dict]:
-    return [r for p in sorted(out.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-
-
-def read_removed(out: Path) -> dict[str, dict]:
-    rows = [r for p in sorted((out / "removed").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    return {r["id"]: r for r in rows}
 
 
 def _doc(i: str, text: str, source: str = "test") -> dict:

@@ -16,7 +16,8 @@ import pytest
 from gristmill.corpus import minhash as mh
 from gristmill.corpus.dedup import DedupConfig, dedup
 from gristmill.stage import Runtime
-from tests.corpus.test_dedup import demo_docs, read_kept, read_removed, write_dataset
+from tests.corpus.docsets import read_kept, read_removed, write_dataset
+from tests.demo import demo_docs
 
 DOC_WORDS = 300
 

@@ -13,7 +13,7 @@ from gristmill.corpus.clean_config import CleanConfig, load_clean_config
 from gristmill.corpus.profiles import profile_names
 from gristmill.corpus.rules.chain import clean_document
 from gristmill.errors import ConfigError
-from tests.corpus.test_clean import CHINESE, ENGLISH
+from tests.corpus.docsets import CHINESE, ENGLISH
 
 PLAY = """HAMLET.
 To be, or not to be, that is the question:

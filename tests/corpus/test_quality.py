@@ -16,7 +16,7 @@ from gristmill.corpus.clean_config import load_clean_config
 from gristmill.corpus.documents import part_files, removed_files
 from gristmill.corpus.quality_train import TrainConfig, evaluate, train
 from gristmill.stage import Runtime
-from tests.corpus.test_clean import make_dataset
+from tests.corpus.docsets import write_dataset
 
 GOOD = ("river mill grain wheel stone harvest village bread baker flour winter spring season "
         "field farmer orchard weather market bridge lantern story chapter letter garden").split()
@@ -81,7 +81,7 @@ def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_p
     rng = random.Random(7)
     docs = [{"id": f"g{i}", "text": _doc(rng, GOOD), "source": "t"} for i in range(6)]
     docs += [{"id": f"b{i}", "text": _doc(rng, BAD), "source": "t"} for i in range(6)]
-    inp = make_dataset(tmp_path / "in", docs)
+    inp = write_dataset(tmp_path / "in", docs, nparts=1, row_group=4)
     cfg = load_clean_config(None, rules="none", no_lang_id=True, quality_model=str(model),
                             min_quality_score=0.5)
     result = clean(inp, tmp_path / "out", cfg, Runtime(workers=1))
@@ -106,7 +106,7 @@ def test_min_score_from_toml_and_a_bad_model_is_one_line(tmp_path: Path) -> None
     toml.write_text(f'[clean.quality]\nmodel = "{bogus}"\nmin_score = 0.3\n')
     cfg = load_clean_config(toml)
     assert cfg.quality.model == str(bogus) and cfg.quality.min_score == 0.3
-    inp = make_dataset(tmp_path / "in", [{"id": "a", "text": "Some text here.", "source": "t"}])
+    inp = write_dataset(tmp_path / "in", [{"id": "a", "text": "Some text here.", "source": "t"}], nparts=1)
     r = CliRunner().invoke(cli, ["corpus", "clean", str(inp), "-o", str(tmp_path / "o"), "--config", str(toml)])
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith(f"Error: {bogus}: not a fastText model")
