@@ -22,7 +22,7 @@ from torch import nn
 
 from gristmill.config import to_dict
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.formats.run_metrics import read_metrics
+from gristmill.formats.run_metrics import METRICS, read_metrics
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
 from gristmill.train.config import SourceConfig, TrainConfig
@@ -33,11 +33,16 @@ from gristmill.train.loader import (Batch, MixtureSampler, ShardSource, TrainLoa
 from gristmill.train.metrics import MetricsLog, TrainProgress, memory_gib, peak_flops, plot_loss
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, make_optimizer, set_lr
+from gristmill.train.run import MODEL_JSON, TOKENIZER, WEIGHTS
 from gristmill.train.scale import tokens_per_parameter_line
 
 log = logging.getLogger(__name__)
 # Written by `train --slurm` and still growing while the manifest is written: not an output.
 UNMANAGED = ("slurm",)
+# What train writes at the top of its run folder (model files by train.run's names; metrics.py
+# writes loss.png and tensorboard/): only these are recorded, so only these may ever be pruned.
+# The stage's own bookkeeping (its marker, lock and manifest), slurm/ and a user's files are not.
+RUN_OUTPUTS = (ckpt.CHECKPOINTS, WEIGHTS, MODEL_JSON, TOKENIZER, METRICS, "loss.png", "tensorboard")
 LN2 = float(np.log(2.0))
 
 
@@ -331,15 +336,12 @@ class _Run:
         barrier(self.info)
 
     def finish(self, step: int) -> StageResult:
-        """Plot, then the manifest: every file of the run directory is recorded so none is pruned."""
+        """Plot, then the manifest: every file train wrote (:data:`RUN_OUTPUTS`) is recorded."""
         result = None
         if self.info.is_main:
             plot_loss(self.out)
-            for f in sorted(self.out.rglob("*")):
-                rel = f.relative_to(self.out)
-                if (f.is_file() and rel.as_posix() != "manifest.json" and rel.parts[0] not in UNMANAGED
-                        and not any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts)):
-                    self.stage.record(rel.as_posix())
+            for rel in run_outputs(self.out):
+                self.stage.record(rel)
             records = read_metrics(self.out)
             last_train = next((r for r in reversed(records) if "loss" in r), {})
             last_val = next((r for r in reversed(records) if "val_loss" in r), {})
@@ -352,6 +354,21 @@ class _Run:
                 epochs={s.name: e for s, e in zip(self.sources, self.sampler.epochs(step))})
         result = broadcast_object(result, self.info)
         return result  # type: ignore[return-value]
+
+
+def run_outputs(run: Path) -> list[str]:
+    """The files under ``run``'s :data:`RUN_OUTPUTS` (relative, sorted), temp files and links left out."""
+    found = []
+    for top in RUN_OUTPUTS:
+        path = run / top
+        if path.is_symlink():
+            continue
+        for f in [path] if path.is_file() else sorted(path.rglob("*")):
+            rel = f.relative_to(run)
+            if (f.is_file() and not f.is_symlink()
+                    and not any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts)):
+                found.append(rel.as_posix())
+    return sorted(found)
 
 
 def _dummy(seq_len: int) -> Batch:
