@@ -71,15 +71,14 @@ def report_stage(result: StageResult, as_json: bool, summary: Callable[[StageRes
     else:
         echo_err(summary(result) if summary else default_summary(result))
     if as_json:
-        emit_json(result.manifest)
+        emit_json(result.manifest.as_dict())
 
 
 def default_summary(result: StageResult) -> str:
     m = result.manifest
-    lines = [f"{result.stage}: wrote {result.output} in {m.get('seconds', 0):.1f}s"]
-    counts = m.get("counts")
-    if counts:
-        lines.append(f"  in {counts['in']:,}  kept {counts['kept']:,}")
-        for reason, n in counts["removed"].items():
+    lines = [f"{result.stage}: wrote {result.output} in {m.seconds or 0:.1f}s"]
+    if m.counts:
+        lines.append(f"  in {m.counts.n_in:,}  kept {m.counts.kept:,}")
+        for reason, n in m.counts.removed.items():
             lines.append(f"  removed {n:,} {reason}")
     return "\n".join(lines)

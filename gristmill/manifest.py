@@ -1,6 +1,9 @@
 """Stage manifests: what a stage read, what it wrote, and how every document was accounted for.
 
-A manifest is written last and atomically, so its presence means the stage finished.
+A manifest is written last and atomically, so its presence means the stage finished. This module
+holds what writing one needs (durable writes, fingerprints, :class:`Counts`); the format itself,
+its core keys and its one reader live in :mod:`gristmill.formats.stage_manifest`, which builds on
+this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
-
-from gristmill import __version__
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
@@ -94,23 +95,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     replace_durably(tmp, path, synced=True)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the indented, key-sorted JSON every gristmill JSON file holds."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any] | None:
-    """The raw manifest of a finished stage output, or ``None`` if there is none (or it is corrupt).
-
-    Lenient on purpose (status and reports must not fail on one bad folder); code that acts on
-    a manifest's contents uses :func:`gristmill.formats.stage_manifest.read_stage_manifest`.
-    """
-    from gristmill.formats.stage_manifest import ManifestError, load_manifest_json  # no import cycle
-
-    try:
-        return load_manifest_json(Path(directory) / MANIFEST)
-    except ManifestError:
-        return None
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def list_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -161,32 +153,17 @@ class Counts:
             self.remove(reason, n)
 
     @property
+    def n_removed(self) -> int:
+        return sum(self.removed.values())
+
+    @property
     def reconciles(self) -> bool:
-        return self.n_in == self.kept + sum(self.removed.values())
+        return self.n_in == self.kept + self.n_removed
 
     def as_dict(self) -> dict[str, Any]:
         return {"in": self.n_in, "kept": self.kept, "removed": dict(sorted(self.removed.items()))}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Counts:
-        return cls(n_in=d["in"], kept=d["kept"], removed=dict(d.get("removed", {})))
 
 
 def now() -> str:
     """UTC timestamp for manifests."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def base_manifest(stage: str, config: dict[str, Any], config_sha: str,
-                  inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fields every stage manifest shares; stages add theirs before writing."""
-    from gristmill.formats.stage_manifest import MANIFEST_VERSION
-
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "stage": stage,
-        "gristmill_version": __version__,
-        "config": config,
-        "config_hash": config_sha,
-        "inputs": inputs,
-    }

@@ -35,11 +35,11 @@ from typing import Any
 
 from gristmill.config import config_hash, to_dict
 from gristmill.errors import GristmillError
-from gristmill.formats.stage_manifest import (ManifestError, StageManifest, check_relative_file,
+from gristmill.formats.stage_manifest import (ManifestError, StageManifest, base_manifest, check_relative_file,
                                               parse_stage_manifest, read_stage_manifest)
 from gristmill.locks import FileLock
-from gristmill.manifest import (MANIFEST, Counts, atomic_write_bytes, atomic_write_json, base_manifest,
-                                fingerprint, fsync_dir, now, read_manifest, replace_durably, sha256_file)
+from gristmill.manifest import (MANIFEST, Counts, atomic_write_bytes, fingerprint, fsync_dir, json_bytes, now,
+                                replace_durably, sha256_file)
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +67,17 @@ class Runtime:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StageResult:
-    """What a stage function returns: where its output is, and its manifest."""
+    """What a stage function returns: where its output is, and its manifest (typed, as a later
+    reader gets it from disk; ``manifest.as_dict()`` is the JSON ``--json`` prints)."""
 
     stage: str
     output: Path
-    manifest: dict[str, Any]
+    manifest: StageManifest
     up_to_date: bool = False
 
     @property
     def counts(self) -> Counts | None:
-        c = self.manifest.get("counts")
-        return Counts.from_dict(c) if c else None
+        return self.manifest.counts
 
 
 class Staleness(enum.Enum):
@@ -97,12 +97,13 @@ class Freshness:
     """Whether a stage's output is up to date and, if not, why: the one answer every caller uses.
 
     ``detail`` says what exactly: the config keys that changed, the input that changed, the
-    other stage's name, the manifest's defect. ``manifest`` is the raw manifest, if there is one.
+    other stage's name, the manifest's defect. ``manifest`` is the folder's manifest, if it has a
+    valid one.
     """
 
     kind: Staleness
     detail: str = ""
-    manifest: dict[str, Any] | None = None
+    manifest: StageManifest | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -147,29 +148,25 @@ class StageRun:
         """Compare the folder's manifest with this run's stage, config and inputs; read-only.
 
         Up to date exactly when a finished run had the same stage, config hash and input
-        fingerprint, and its manifest is valid. ``force`` is not consulted (the caller decides).
-        The pipeline runner asks this same question, so its skip decision is the stage's own.
+        fingerprint, and its manifest is valid (an invalid one, even unreadable JSON, is never
+        trusted). ``force`` is not consulted (the caller decides). The pipeline runner asks this
+        same question, so its skip decision is the stage's own.
         """
-        m = read_manifest(self.out)
+        try:
+            m = read_stage_manifest(self.out)
+        except ManifestError as e:
+            return Freshness(Staleness.BAD_MANIFEST, e.message)
         if m is None:
             if self.out.is_dir() and any(self.out.iterdir()):
                 return Freshness(Staleness.INTERRUPTED)
             return Freshness(Staleness.NO_OUTPUT)
-        if m.get("stage") != self.stage:
-            return Freshness(Staleness.OTHER_STAGE, str(m.get("stage")), m)
-        if m.get("config_hash") != self.config_hash:
-            old = m.get("config")
-            changed = _changed_keys(old if isinstance(old, dict) else {}, to_dict(self.config))
+        if m.stage != self.stage:
+            return Freshness(Staleness.OTHER_STAGE, m.stage, m)
+        if m.config_hash != self.config_hash:
+            changed = _changed_keys(m.config, to_dict(self.config))
             return Freshness(Staleness.CONFIG_CHANGED, ", ".join(changed) or "hash", m)
-        if m.get("inputs") != self.input_fingerprint:
-            old_inputs = m.get("inputs")
-            return Freshness(Staleness.INPUT_CHANGED,
-                             _changed_input(old_inputs if isinstance(old_inputs, list) else [],
-                                            self.input_fingerprint), m)
-        try:
-            parse_stage_manifest(m, self.out)
-        except ManifestError as e:
-            return Freshness(Staleness.BAD_MANIFEST, e.message, m)
+        if list(m.inputs) != self.input_fingerprint:
+            return Freshness(Staleness.INPUT_CHANGED, _changed_input(list(m.inputs), self.input_fingerprint), m)
         return Freshness(Staleness.UP_TO_DATE, "", m)
 
     def up_to_date(self) -> StageResult | None:
@@ -260,14 +257,19 @@ class StageRun:
                         seconds=round(time.monotonic() - self._started, 3), **extra)
         if counts is not None:
             manifest["counts"] = counts.as_dict()
+        data = json_bytes(manifest)
+        # Read back as any later reader will (a stage that listed a bad path fails here, before
+        # the manifest exists), so the result equals what is on disk; unsorted, so the summary
+        # lists a stage's figures in the order the stage gave them.
+        typed = parse_stage_manifest(json.loads(json.dumps(manifest)), self.out)
         # The marker forgets the journal (a crash from here on leaves exactly these outputs to
         # prune), so its bytes do not depend on how the run went; then the manifest, last.
         self._write_marker(e["file"] for e in self.outputs)
         fsync_dir(self.out)  # every rename and unlink above is on disk before the manifest says done
-        atomic_write_json(self.out / MANIFEST, manifest)
+        atomic_write_bytes(self.out / MANIFEST, data)
         self._unlock()
         log.info("%s: wrote %s", self.stage, self.out)
-        return StageResult(stage=self.stage, output=self.out, manifest=manifest)
+        return StageResult(stage=self.stage, output=self.out, manifest=typed)
 
     def _write_marker(self, files: Iterable[str]) -> None:
         header = {"stage": self.stage, "previous": sorted(files)}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.manifest import Counts, read_manifest
+from gristmill.formats.stage_manifest import read_stage_manifest
+from gristmill.manifest import Counts
 from gristmill.stage import Staleness, StageRun
 
 
@@ -85,9 +86,9 @@ def test_rerun_removes_stale_outputs_and_records_sha(tmp_path: Path) -> None:
     _run(out, inp, Cfg(n=2), ["a.txt"])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.name.startswith(".")) == [
         "a.txt", "manifest.json"]
-    m = read_manifest(out)
-    assert m["outputs"][0]["file"] == "a.txt" and m["outputs"][0]["bytes"] == 10
-    assert m["counts"] == {"in": 1, "kept": 1, "removed": {}}
+    m = read_stage_manifest(out)
+    assert m.outputs[0].file == "a.txt" and m.outputs[0].bytes == 10
+    assert m.counts == Counts(n_in=1, kept=1)
 
 
 def test_finish_refuses_unreconciled_counts(tmp_path: Path) -> None:
@@ -95,7 +96,7 @@ def test_finish_refuses_unreconciled_counts(tmp_path: Path) -> None:
     run.begin()
     with pytest.raises(AssertionError, match="do not reconcile"):
         run.finish(Counts(n_in=3, kept=1, removed={"x": 1}))
-    assert read_manifest(tmp_path / "o") is None
+    assert read_stage_manifest(tmp_path / "o") is None
 
 
 def _wait_for_a_temp_part(out: Path, proc: subprocess.Popen, limit_s: float = 120.0) -> None:
@@ -127,11 +128,11 @@ def test_sigkill_mid_ingest_then_rerun_is_byte_identical(tmp_path: Path) -> None
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Killed with ~90 units still to write: parts sit unpublished in .tmp and there is no manifest.
-    assert read_manifest(killed) is None
+    assert read_stage_manifest(killed) is None
     assert not list(killed.glob("part-*.parquet"))
     subprocess.run(cmd + ["-o", str(killed)], check=True, capture_output=True)
-    a, b = read_manifest(clean), read_manifest(killed)
-    assert [(o["file"], o["sha256"]) for o in a["outputs"]] == [(o["file"], o["sha256"]) for o in b["outputs"]]
+    a, b = read_stage_manifest(clean), read_stage_manifest(killed)
+    assert [(o.file, o.sha256) for o in a.outputs] == [(o.file, o.sha256) for o in b.outputs]
     assert sorted(p.name for p in killed.rglob("*")) == sorted(p.name for p in clean.rglob("*"))
 
 
@@ -149,6 +150,6 @@ def test_unmanaged_folders_are_neither_recorded_nor_pruned(tmp_path: Path) -> No
     run.tmp_path("a.txt").write_text("a")
     run.publish("a.txt")
     m = run.finish().manifest
-    assert [o["file"] for o in m["outputs"]] == ["a.txt"]
+    assert [o.file for o in m.outputs] == ["a.txt"]
     assert (out / "slurm" / "job.log").read_text() == "still being written"
     assert not (out / "stale.txt").exists()

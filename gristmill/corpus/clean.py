@@ -189,11 +189,11 @@ def summary(result: StageResult) -> str:
     from rich.table import Table
 
     m = result.manifest
-    counts, stats = m["counts"], m.get("clean", {})
-    n_in = max(counts["in"], 1)
-    table = Table(title=f"clean: kept {counts['kept']:,} of {counts['in']:,} documents "
+    counts, stats = m.counts or Counts(), m.section("clean")  # the stats this stage wrote
+    n_in = max(counts.n_in, 1)
+    table = Table(title=f"clean: kept {counts.kept:,} of {counts.n_in:,} documents "
                         f"({stats.get('chars_kept', 0) / max(stats.get('chars_in', 0), 1):.1%} of characters)"
-                        f" in {m.get('seconds', 0):.1f}s -> {result.output}", title_justify="left")
+                        f" in {m.seconds or 0:.1f}s -> {result.output}", title_justify="left")
     for col, just in (("removed by", "left"), ("docs", "right"), ("% docs", "right"),
                       ("chars", "right"), ("example", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]

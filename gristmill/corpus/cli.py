@@ -9,6 +9,8 @@ import click
 from gristmill import clikit
 from gristmill.corpus.removed import format_removed, load_removed
 from gristmill.errors import CheckFailed
+from gristmill.formats.stage_info import IngestInfo
+from gristmill.formats.stage_manifest import StageManifest
 
 
 @click.group()
@@ -68,15 +70,15 @@ def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field
         _check_strict(result.manifest, out)
 
 
-def _check_strict(manifest: dict, out: Path) -> None:
+def _check_strict(manifest: StageManifest, out: Path) -> None:
     """``--strict``: fail when any record was removed *or* any input path was skipped."""
-    rejected = sum(manifest["counts"]["removed"].values())
-    skipped = manifest.get("skipped_inputs") or []
+    rejected = manifest.counts.n_removed if manifest.counts else 0
+    skipped = manifest.info(IngestInfo).skipped_inputs
     problems = []
     if rejected:
         problems.append(f"{rejected} records were rejected (see {out}/removed/)")
     if skipped:
-        reasons = ", ".join(sorted({s["reason"] for s in skipped}))
+        reasons = ", ".join(sorted({s.reason for s in skipped}))
         problems.append(f"{len(skipped)} input paths were skipped ({reasons}; see skipped_inputs in "
                         f"{out}/manifest.json)")
     if problems:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from gristmill.corpus.dedup_config import DedupConfig
 from gristmill.corpus.dedup_graph import DedupPlan, run_plan
 from gristmill.corpus.documents import part_files
 from gristmill.errors import InputError
+from gristmill.manifest import Counts
 from gristmill.stage import Runtime, StageResult, StageRun
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def dedup(inp: Path, out: Path, config: DedupConfig, runtime: Runtime) -> StageR
 def summary(result: StageResult) -> str:
     """Human summary: counts, clusters, LSH parameters, examples."""
     m = result.manifest
-    r: dict[str, Any] = m.get("dedup", {})
-    c = m["counts"]
-    lines = [f"dedup: wrote {result.output} in {m.get('seconds', 0):.1f}s",
-             f"  docs in {c['in']:,}  kept {c['kept']:,}  "
-             f"exact duplicates {c['removed'].get('exact_duplicate', 0):,}  "
-             f"near duplicates {c['removed'].get('near_duplicate', 0):,}"]
+    r = m.section("dedup")  # the report this stage wrote (run_plan's)
+    c = m.counts or Counts()
+    lines = [f"dedup: wrote {result.output} in {m.seconds or 0:.1f}s",
+             f"  docs in {c.n_in:,}  kept {c.kept:,}  "
+             f"exact duplicates {c.removed.get('exact_duplicate', 0):,}  "
+             f"near duplicates {c.removed.get('near_duplicate', 0):,}"]
     if r:
         lines.append(f"  clusters {r['clusters']:,}  largest {r['largest_cluster']:,} docs")
         if r.get("lsh"):
@@ -61,7 +61,7 @@ def summary(result: StageResult) -> str:
             lines.append(f"  {lsh['curve']}")
             lines.append(f"  candidate pairs {r['candidate_pairs']:,}, {r['estimated_pairs']:,} with similar "
                          "signatures"
-                         + (f", {r['verified_pairs']:,} verified (J >= {m['config']['threshold']})"
+                         + (f", {r['verified_pairs']:,} verified (J >= {m.config['threshold']})"
                             if r.get("verified_pairs") is not None else " (exact Jaccard not verified)"))
         for ex in r.get("examples", []):
             more = f" (+{ex['size'] - 1 - len(ex['removed'])} more)" if ex["size"] - 1 > len(ex["removed"]) else ""

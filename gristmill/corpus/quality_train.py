@@ -19,7 +19,8 @@ from pathlib import Path
 from gristmill.corpus.documents import iter_batches, part_files
 from gristmill.corpus.quality import NEGATIVE, POSITIVE, load_model, model_line
 from gristmill.errors import GristmillError, InputError
-from gristmill.manifest import read_manifest, replace_durably
+from gristmill.formats.stage_manifest import read_stage_manifest
+from gristmill.manifest import replace_durably
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def documents(folder: Path) -> Iterator[tuple[str, str] | None]:
     """``(id, text)`` of every document in ``folder``; ``None`` for a record ingest would reject."""
     if not folder.exists():
         raise InputError(f"input not found: {folder}")
-    if folder.is_dir() and read_manifest(folder) is not None:
+    if folder.is_dir() and read_stage_manifest(folder) is not None:
         for batch in iter_batches(part_files(folder), columns=["id", "text"]):
             yield from zip(batch.column("id").to_pylist(), batch.column("text").to_pylist())
         return

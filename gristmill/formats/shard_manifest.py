@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gristmill.formats.stage_manifest import ManifestError, check_relative_file, load_manifest_json
+from gristmill.formats.stage_manifest import ManifestError, StageManifest, check_relative_file, load_manifest_json
 from gristmill.manifest import MANIFEST, sha256_file
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,11 @@ class ShardManifest:
     shards: tuple[ShardEntry, ...]
     totals: Mapping[str, Mapping[str, int]]
     raw: Mapping[str, Any]  # the whole decoded manifest (stage keys: counts, config, ...)
+    encoder_backend: str | None = None  # which encoder wrote the ids (tiktoken, tokenizers...)
+
+    def split_totals(self, split: str) -> Mapping[str, int]:
+        """``{docs, tokens, bytes}`` of ``split`` (zeros when the manifest has none)."""
+        return self.totals.get(split) or {"docs": 0, "tokens": 0, "bytes": 0}
 
     def files(self, split: str) -> list[Path]:
         """The shard files of ``split``, in file order."""
@@ -86,6 +91,12 @@ class ShardManifest:
 
 def is_shard_manifest(raw: Mapping[str, Any]) -> bool:
     return raw.get("format") == FORMAT
+
+
+def shard_manifest_of(m: StageManifest) -> ShardManifest | None:
+    """The shard manifest of a ``shards`` stage's :class:`StageManifest`; ``None`` for any other
+    stage (a stage manifest without ``format: gristmill-shards``). Invalid shard keys raise."""
+    return parse_shard_manifest(m.raw, m.directory) if is_shard_manifest(m.raw) else None
 
 
 def read_shard_manifest(directory: str | Path) -> ShardManifest:
@@ -126,7 +137,8 @@ def parse_shard_manifest(raw: Mapping[str, Any], directory: str | Path) -> Shard
         directory=d, format_version=version, vocab_size=vocab, eos_id=eos, dtype=dtype,
         tokenizer_sha256=_typed(where, raw, "tokenizer_sha256", str),
         shards=tuple(_entry(where, d, i, e) for i, e in enumerate(shards)),
-        totals=_totals(where, raw.get("totals", {})), raw=raw)
+        totals=_totals(where, raw.get("totals", {})), raw=raw,
+        encoder_backend=_opt_str(where, raw, "encoder_backend"))
 
 
 def check_tokenizer(m: ShardManifest) -> Path:
@@ -152,6 +164,10 @@ def _typed(where: Path, raw: Mapping[str, Any], key: str, kind: type) -> Any:
         raise ShardManifestError(f"{where}: {key!r} must be {'an integer' if kind is int else kind.__name__}, "
                                  f"got {type(value).__name__}")
     return value
+
+
+def _opt_str(where: Path, raw: Mapping[str, Any], key: str) -> str | None:
+    return None if raw.get(key) is None else str(_typed(where, raw, key, str))
 
 
 def _int(where: Path, raw: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
@@ -199,4 +215,5 @@ def _totals(where: Path, totals: Any) -> dict[str, dict[str, int]]:
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DTYPES", "SPLITS", "TOKENIZER", "ShardManifestError", "ShardEntry",
            "ShardManifest", "dtype_for", "is_shard_manifest", "read_shard_manifest", "parse_shard_manifest",
+           "shard_manifest_of",
            "check_tokenizer"]

@@ -1,7 +1,8 @@
 """The stage manifest (``manifest.json``): one typed reader and validator for every stage.
 
-:mod:`gristmill.manifest` writes manifests (``base_manifest`` + :class:`gristmill.stage.StageRun`);
-this module is the only place that parses them. A reader trusts nothing: every key is type
+:class:`gristmill.stage.StageRun` writes manifests (its core keys from :func:`base_manifest`);
+this module is the only place that parses them, into a typed :class:`StageManifest` (a stage's
+own keys through :meth:`StageManifest.info` and :meth:`StageManifest.section`). A reader trusts nothing: every key is type
 checked, and every output ``file`` must name a path inside the stage folder (no absolute path,
 no ``..``, no symlink leading out), because later stages open and earlier stages delete what a
 manifest lists.
@@ -14,14 +15,18 @@ shard format.)
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from gristmill import __version__
 from gristmill.errors import InputError
 from gristmill.manifest import MANIFEST, Counts
+
+log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
@@ -33,6 +38,16 @@ _ENTRY_CORE = ("file", "rows", "bytes", "sha256")
 
 class ManifestError(InputError):
     """A manifest.json exists but is not a valid stage manifest (exit 2, one line)."""
+
+
+class StageInfo(Protocol):
+    """A typed view of one stage's own keys (see :mod:`gristmill.formats.stage_info`)."""
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any], where: Path) -> Any: ...
+
+
+InfoT = TypeVar("InfoT", bound=StageInfo)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,7 +83,16 @@ class StageManifest:
     started: str | None
     finished: str | None
     seconds: float | None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the stage's own keys
+    directory: Path = field(default=Path("."), compare=False)
+    # The decoded JSON as written, for ``--json`` (byte-for-byte what it always printed); code
+    # reads the typed fields, :meth:`info` and :meth:`section`, never this.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def path(self) -> Path:
+        """The manifest file (for messages)."""
+        return self.directory / MANIFEST
 
     @property
     def files(self) -> frozenset[str]:
@@ -76,6 +100,35 @@ class StageManifest:
 
     def output(self, file: str) -> OutputEntry | None:
         return next((e for e in self.outputs if e.file == file), None)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.bytes for e in self.outputs)
+
+    def info(self, kind: type[InfoT]) -> InfoT:
+        """The stage's own keys as a typed record, e.g. ``m.info(TrainInfo).final_loss``.
+
+        ``kind`` is one of :mod:`gristmill.formats.stage_info`'s records; a key of the wrong
+        type is a :class:`ManifestError` naming this manifest.
+        """
+        return kind.from_extra(self.extra, self.path)
+
+    def section(self, key: str) -> Mapping[str, Any]:
+        """A stage's own report object (dedup's ``dedup``, clean's ``clean``), ``{}`` when absent.
+
+        For the summary the stage itself prints from the report it wrote; other readers use
+        :meth:`info`.
+        """
+        value = self.extra.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self.path}: corrupt manifest, {key!r} is not an object")
+        return value
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest as written (a copy of its top level): what ``--json`` prints."""
+        return dict(self.raw)
 
 
 def read_stage_manifest(directory: str | Path) -> StageManifest | None:
@@ -87,6 +140,19 @@ def read_stage_manifest(directory: str | Path) -> StageManifest | None:
     directory = Path(directory)
     raw = load_manifest_json(directory / MANIFEST)
     return None if raw is None else parse_stage_manifest(raw, directory)
+
+
+def read_stage_manifest_or_none(directory: str | Path) -> StageManifest | None:
+    """Like :func:`read_stage_manifest`, but ``None`` for an invalid manifest too (logged at debug).
+
+    For readers that must not fail on one bad folder (``status``, the report, "has this stage
+    finished?" checks); code that acts on a manifest's contents uses :func:`read_stage_manifest`.
+    """
+    try:
+        return read_stage_manifest(directory)
+    except ManifestError as e:
+        log.debug("%s", e.message)
+        return None
 
 
 def load_manifest_json(path: Path) -> dict[str, Any] | None:
@@ -110,7 +176,7 @@ def parse_stage_manifest(raw: Mapping[str, Any], directory: str | Path) -> Stage
     """Validate a decoded manifest of the stage folder ``directory``."""
     directory = Path(directory)
     where = directory / MANIFEST
-    check = _Checker(where, raw)
+    check = FieldChecker(where, raw)
     version = check.opt("manifest_version", int, default=1)
     if version not in SUPPORTED_VERSIONS:
         raise ManifestError(f"{where}: manifest_version {version} is not supported by this gristmill "
@@ -132,7 +198,20 @@ def parse_stage_manifest(raw: Mapping[str, Any], directory: str | Path) -> Stage
         started=check.opt("started", str, default=None),
         finished=check.opt("finished", str, default=None),
         seconds=None if seconds is None else float(seconds),
-        extra={k: v for k, v in raw.items() if k not in _CORE})
+        extra={k: v for k, v in raw.items() if k not in _CORE}, directory=directory, raw=raw)
+
+
+def base_manifest(stage: str, config: dict[str, Any], config_sha: str,
+                  inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The core keys every stage manifest starts with; :class:`gristmill.stage.StageRun` adds the rest."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "stage": stage,
+        "gristmill_version": __version__,
+        "config": config,
+        "config_hash": config_sha,
+        "inputs": inputs,
+    }
 
 
 def check_relative_file(directory: Path, rel: Any, where: str | Path) -> str:
@@ -148,13 +227,18 @@ def check_relative_file(directory: Path, rel: Any, where: str | Path) -> str:
     return rel
 
 
-class _Checker:
-    def __init__(self, where: Path, raw: Mapping[str, Any]) -> None:
-        self.where, self.raw = where, raw
+class FieldChecker:
+    """Typed reads of one JSON object's keys; any problem is a ManifestError naming ``where``.
+
+    ``prefix`` names a nested object in messages (``'dedup.clusters'``).
+    """
+
+    def __init__(self, where: Path, raw: Mapping[str, Any], prefix: str = "") -> None:
+        self.where, self.raw, self.prefix = where, raw, prefix
 
     def req(self, key: str, kind: type | tuple[type, ...]) -> Any:
         if key not in self.raw:
-            raise ManifestError(f"{self.where}: corrupt manifest, missing key {key!r}")
+            raise ManifestError(f"{self.where}: corrupt manifest, missing key {self.prefix + key!r}")
         return self._typed(key, self.raw[key], kind)
 
     def opt(self, key: str, kind: type | tuple[type, ...], *, default: Any) -> Any:
@@ -164,7 +248,7 @@ class _Checker:
 
     def _typed(self, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
         if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            raise ManifestError(f"{self.where}: corrupt manifest, {key!r} has the wrong type "
+            raise ManifestError(f"{self.where}: corrupt manifest, {self.prefix + key!r} has the wrong type "
                                 f"({type(value).__name__})")
         return value
 
@@ -179,7 +263,7 @@ def _inputs(where: Path, items: list[Any]) -> list[Mapping[str, Any]]:
 def _entry(where: Path, directory: Path, i: int, e: Any) -> OutputEntry:
     if not isinstance(e, dict):
         raise ManifestError(f"{where}: corrupt manifest, outputs[{i}] is not an object")
-    check = _Checker(where, e)
+    check = FieldChecker(where, e)
     rows = check.opt("rows", int, default=None)
     size = check.req("bytes", int)
     if size < 0 or (rows is not None and rows < 0):
@@ -190,7 +274,7 @@ def _entry(where: Path, directory: Path, i: int, e: Any) -> OutputEntry:
 
 
 def _counts(where: Path, d: dict[str, Any]) -> Counts:
-    check = _Checker(where, d)
+    check = FieldChecker(where, d)
     n_in, kept, removed = check.req("in", int), check.req("kept", int), check.opt("removed", dict, default={})
     if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
                for k, v in removed.items()):
@@ -198,5 +282,6 @@ def _counts(where: Path, d: dict[str, Any]) -> Counts:
     return Counts(n_in=n_in, kept=kept, removed=dict(removed))
 
 
-__all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "StageManifest", "read_stage_manifest",
-           "parse_stage_manifest", "load_manifest_json", "check_relative_file"]
+__all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "StageManifest", "StageInfo", "read_stage_manifest",
+           "read_stage_manifest_or_none", "parse_stage_manifest", "load_manifest_json", "base_manifest",
+           "check_relative_file", "FieldChecker"]

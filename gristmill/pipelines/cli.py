@@ -9,6 +9,7 @@ import click
 
 from gristmill.clikit import echo_err, emit_json
 from gristmill.errors import GristmillError
+from gristmill.formats.stage_manifest import StageManifest
 from gristmill.pipelines import registry
 from gristmill.pipelines.demo import DEMOS
 from gristmill.pipelines.runner import StageOutcome, Step, plan, run_pipeline
@@ -46,7 +47,11 @@ def _print_plan(steps: list[Step]) -> None:
 def _outcomes_json(pipe: PipelineConfig, outcomes: list[StageOutcome]) -> dict[str, Any]:
     return {"pipeline": str(pipe.path), "root": str(pipe.layout.root), "stages": [
         {"stage": o.name, "action": o.action, "output": str(o.output), "seconds": round(o.seconds, 3),
-         "counts": o.result.manifest.get("counts") if o.result else None} for o in outcomes]}
+         "counts": _counts_json(o.result.manifest if o.result else None)} for o in outcomes]}
+
+
+def _counts_json(m: StageManifest | None) -> dict[str, Any] | None:
+    return m.counts.as_dict() if m is not None and m.counts is not None else None
 
 
 def _execute(pipe: PipelineConfig, start: str | None, stop: str | None, force: tuple[str, ...],

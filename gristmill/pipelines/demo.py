@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import tomllib
-from gristmill.manifest import atomic_write_bytes, read_manifest
+from gristmill.formats.stage_manifest import read_stage_manifest_or_none
+from gristmill.manifest import atomic_write_bytes
 from gristmill.pipelines.spec import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def show_demo(pipe: PipelineConfig, *, prompt: str, more_prompt: str = "HAMLET:"
         say(f"  {name:<10} {path}")
     result: dict[str, Any] = {"artifacts": paths}
     train_dir = pipe.layout.dir("train") if "train" in pipe.layout.stages else None
-    if train_dir is None or read_manifest(train_dir) is None:
+    if train_dir is None or read_stage_manifest_or_none(train_dir) is None:
         return result
     text = sample(train_dir, prompt)
     say("")

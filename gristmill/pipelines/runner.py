@@ -22,7 +22,7 @@ from typing import Any, Literal
 from gristmill.errors import GristmillError
 from gristmill.infra.dask import data_runtime
 from gristmill.locks import FileLock, lock_holder
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_manifest import StageManifest, read_stage_manifest, read_stage_manifest_or_none
 from gristmill.pipelines.registry import StageSpec
 from gristmill.pipelines.spec import PipelineConfig
 from gristmill.stage import Runtime, StageResult, StageRun, Staleness
@@ -82,7 +82,7 @@ class StageState:
     out: Path
     status: Status
     reason: Reason
-    manifest: dict[str, Any] | None
+    manifest: StageManifest | None  # the folder's valid manifest, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +165,8 @@ def plan(pipe: PipelineConfig, *, start: str | None = None, stop: str | None = N
 def _pending(pipe: PipelineConfig, spec: StageSpec, upstream: str) -> StageState:
     """The state of a stage after one that reruns: stale whatever its manifest says."""
     out = pipe.layout.dir(spec.name)
-    m = read_manifest(out)
-    if m is None:
+    m = read_stage_manifest_or_none(out)
+    if m is None:  # none, or invalid: the stage's own check says which
         state = stage_state(pipe, spec)
         if state.status == "interrupted":
             return StageState(spec.name, out, "interrupted", Reason(Staleness.INTERRUPTED, upstream=upstream),
@@ -254,7 +254,7 @@ def _check_inputs(pipe: PipelineConfig, spec: StageSpec) -> None:
         if p.is_relative_to(pipe.layout.root) and not p.exists():
             raise GristmillError(f"stage {spec.name} needs {p}, which does not exist yet: run the "
                                  "stages before it first (drop --from)")
-        if p.is_dir() and p.is_relative_to(pipe.layout.root) and read_manifest(p) is None:
+        if p.is_dir() and p.is_relative_to(pipe.layout.root) and read_stage_manifest(p) is None:
             raise GristmillError(f"stage {spec.name} needs {p}, which has no manifest (that stage has not "
                                  "finished): run the stages before it first (drop --from)")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from gristmill.formats.run_metrics import METRICS
-from gristmill.manifest import MANIFEST, read_manifest
+from gristmill.formats.stage_manifest import ManifestError, StageManifest, read_stage_manifest
+from gristmill.manifest import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class StageOutput:
 
     stage: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: StageManifest
 
 
 @dataclass(slots=True)
@@ -63,10 +62,20 @@ def discover(root: Path) -> Pipeline:
     """Stage outputs and training runs under ``root`` (``root`` itself included)."""
     pipe = Pipeline(root=Path(root))
     for d in _walk(pipe.root, MAX_DEPTH):
-        m = read_manifest(d) if (d / MANIFEST).is_file() else None
-        if m is not None and isinstance(m.get("stage"), str):
-            pipe.stages.append(StageOutput(m["stage"], d, m))
+        m = _manifest(d) if (d / MANIFEST).is_file() else None
+        if m is not None:
+            pipe.stages.append(StageOutput(m.stage, d, m))
         if (d / METRICS).is_file():
             pipe.runs.append(d)
     pipe.stages.sort(key=_order)
     return pipe
+
+
+def _manifest(d: Path) -> StageManifest | None:
+    """``d``'s manifest; an invalid one is left out of the report with a warning (one bad folder
+    must not cost the whole report)."""
+    try:
+        return read_stage_manifest(d)
+    except ManifestError as e:
+        log.warning("report: skipping %s", e.message)
+        return None

@@ -8,6 +8,7 @@ import io
 from matplotlib.figure import Figure
 
 from gristmill.infra.plots import new_figure, save_png
+from gristmill.manifest import Counts
 from gristmill.report.discover import StageOutput
 from gristmill.train.figures import loss_figure
 
@@ -26,8 +27,9 @@ def funnel_figure(stages: list[StageOutput]) -> Figure:
     fig = new_figure(7.0, 0.6 + 0.55 * max(1, len(stages)))
     ax = fig.add_subplot()
     labels = [f"{s.stage}\n{s.path.name}" for s in stages]
-    kept = [s.manifest["counts"]["kept"] for s in stages]
-    removed = [sum(s.manifest["counts"]["removed"].values()) for s in stages]
+    counts = [s.manifest.counts or Counts() for s in stages]
+    kept = [c.kept for c in counts]
+    removed = [c.n_removed for c in counts]
     y = list(range(len(stages)))[::-1]
     ax.barh(y, kept, color="#3b7dd8", label="kept")
     ax.barh(y, removed, left=kept, color="#d0d4da", label="removed")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gristmill import clikit
+from gristmill.formats.stage_info import TokenizerInfo
 from gristmill.stage import StageResult
 from gristmill.tokenize.presets import PRESET_NAMES
 from gristmill.units import BYTE_SIZE_HELP, parse_byte_size
@@ -38,17 +39,17 @@ def _split_specials(values: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 def _train_summary(result: StageResult) -> str:
-    m = result.manifest
-    s = m.get("sample", {})
+    info = result.manifest.info(TokenizerInfo)
+    s = info.sample
     where = result.output if result.output.suffix == ".json" else result.output / "tokenizer.json"
-    mb = (s.get("bytes_used") or 0) / 1e6
-    lines = [f"tokenizer: trained a {m['vocab_size']:,}-token byte-level BPE ({m['preset']}) "
-             f"in {m.get('seconds', 0):.1f}s -> {where}",
-             f"  on {s.get('docs_used', 0):,} of {s.get('docs_total', 0):,} documents ({mb:,.1f} MB of text)"]
-    if s.get("sampled"):
-        lines.append(f"  sampled uniformly (seed {s['seed']}) to fit --max-bytes {s['max_bytes']:,}")
-    lines.append("  special tokens: " + "  ".join(f"{t}={i}" for t, i in m["special_tokens"].items()))
-    lines.append(f"  sha256 {m['tokenizer_sha256']}")
+    mb = s.bytes_used / 1e6
+    lines = [f"tokenizer: trained a {info.vocab_size:,}-token byte-level BPE ({info.preset}) "
+             f"in {result.manifest.seconds or 0:.1f}s -> {where}",
+             f"  on {s.docs_used:,} of {s.docs_total:,} documents ({mb:,.1f} MB of text)"]
+    if s.sampled:
+        lines.append(f"  sampled uniformly (seed {s.seed}) to fit --max-bytes {s.max_bytes or 0:,}")
+    lines.append("  special tokens: " + "  ".join(f"{t}={i}" for t, i in info.special_tokens.items()))
+    lines.append(f"  sha256 {info.tokenizer_sha256}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ import click
 
 from gristmill import clikit
 from gristmill.errors import CheckFailed
+from gristmill.formats.shard_manifest import shard_manifest_of
+from gristmill.manifest import Counts
 from gristmill.stage import StageResult
 from gristmill.units import TOKEN_COUNT_HELP
 
@@ -19,13 +21,15 @@ def shards() -> None:
 
 def _summary(result: StageResult) -> str:
     m = result.manifest
-    c = m["counts"]
-    lines = [f"shards: wrote {result.output} in {m.get('seconds', 0):.1f}s "
-             f"({len(m['shards'])} shards, {m['dtype']}, encoder {m.get('encoder_backend')})"]
-    for split, t in m["totals"].items():
+    sm = shard_manifest_of(m)
+    assert sm is not None, "shards write returned another stage's manifest"
+    c = m.counts or Counts()
+    lines = [f"shards: wrote {result.output} in {m.seconds or 0:.1f}s "
+             f"({len(sm.shards)} shards, {sm.dtype}, encoder {sm.encoder_backend})"]
+    for split, t in sm.totals.items():
         lines.append(f"  {split:5} {t['docs']:>10,} docs {t['tokens']:>14,} tokens {t['bytes']:>14,} bytes")
-    lines.append(f"  in {c['in']:,}  kept {c['kept']:,}")
-    lines.extend(f"  removed {n:,} {reason}" for reason, n in c["removed"].items())
+    lines.append(f"  in {c.n_in:,}  kept {c.kept:,}")
+    lines.extend(f"  removed {n:,} {reason}" for reason, n in c.removed.items())
     return "\n".join(lines)
 
 

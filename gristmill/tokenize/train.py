@@ -11,7 +11,6 @@ the user's special tokens in the order given; the 256 byte tokens follow, then m
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,8 @@ from gristmill.corpus.documents import part_files
 from gristmill.errors import InputError
 from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha256_file
 from gristmill.stage import Runtime, StageResult, StageRun
+from gristmill.formats.stage_info import TokenizerInfo
+from gristmill.formats.stage_manifest import ManifestError, StageManifest, load_manifest_json, parse_stage_manifest
 from gristmill.formats.tokenizer_file import EOS_TOKEN, PAD_TOKEN
 from gristmill.tokenize.presets import PRESET_NAMES, PresetName, get_preset
 from gristmill.tokenize.sample import StreamStats, iter_texts, plan_sample
@@ -195,10 +196,7 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
     m = read_manifest_file(side)
     _check_file_is_ours(path, side, m)
     if not runtime.force and m is not None and path.is_file():
-        probe = StageRun(STAGE, path.parent, config, inputs=[inp])
-        if (m.get("stage") == STAGE and m.get("config_hash") == probe.config_hash
-                and m.get("inputs") == probe.input_fingerprint
-                and m.get("tokenizer_sha256") == sha256_file(path)):
+        if _sidecar_up_to_date(m, StageRun(STAGE, path.parent, config, inputs=[inp]), path):
             log.info("tokenizer: up to date (%s)", path)
             return StageResult(stage=STAGE, output=path, manifest=m, up_to_date=True)
     work = path.with_name(f".{path.name}.stage")  # a killed run's leftovers are cleared by the next
@@ -208,21 +206,31 @@ def train_tokenizer_file(inp: Path, path: Path, config: TokenizerConfig,
     try:
         result = train_tokenizer(inp, work, config, Runtime(workers=runtime.workers,
                                                              scheduler=runtime.scheduler, force=True))
-        manifest = dict(result.manifest)
-        manifest["outputs"] = [{**e, "file": path.name} for e in manifest["outputs"]
-                               if e["file"] == TOKENIZER_FILE]
+        manifest = result.manifest.as_dict()
+        manifest["outputs"] = [{**e.as_dict(), "file": path.name} for e in result.manifest.outputs
+                               if e.file == TOKENIZER_FILE]
+        typed = parse_stage_manifest(manifest, path.parent)  # the sidecar's files are path's neighbours
         side.unlink(missing_ok=True)  # the pair is valid only once the sidecar is back
         replace_durably(work / TOKENIZER_FILE, path)
         atomic_write_json(side, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return StageResult(stage=STAGE, output=path, manifest=manifest)
+    return StageResult(stage=STAGE, output=path, manifest=typed)
 
 
-def _check_file_is_ours(path: Path, side: Path, m: dict[str, Any] | None) -> None:
+def _sidecar_up_to_date(m: StageManifest, probe: StageRun, path: Path) -> bool:
+    """The sidecar records this stage, config and input, and ``path`` is the file it wrote."""
+    try:
+        sha = m.info(TokenizerInfo).tokenizer_sha256
+    except ManifestError:
+        return False
+    return (m.stage == STAGE and m.config_hash == probe.config_hash
+            and list(m.inputs) == probe.input_fingerprint and sha == sha256_file(path))
+
+
+def _check_file_is_ours(path: Path, side: Path, m: StageManifest | None) -> None:
     """``path`` may be replaced only if it is absent or our sidecar lists it (a user's file is not ours)."""
-    ours = (m is not None and m.get("stage") == STAGE
-            and any(isinstance(e, dict) and e.get("file") == path.name for e in m.get("outputs") or []))
+    ours = m is not None and m.stage == STAGE and m.output(path.name) is not None
     if (side.exists() or side.is_symlink()) and not ours:
         raise InputError(f"{side} exists and is not this tokenizer's manifest; choose another -o")
     if (path.exists() or path.is_symlink()) and not (ours and path.is_file() and not path.is_symlink()):
@@ -230,11 +238,12 @@ def _check_file_is_ours(path: Path, side: Path, m: dict[str, Any] | None) -> Non
                          f"(no {side.name} lists it); choose another -o")
 
 
-def read_manifest_file(path: Path) -> dict[str, Any] | None:
-    """A sidecar manifest, or None if missing or unreadable."""
+def read_manifest_file(path: Path) -> StageManifest | None:
+    """A sidecar manifest (its files are ``path``'s neighbours), or None if missing or invalid."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        raw = load_manifest_json(path)
+        return None if raw is None else parse_stage_manifest(raw, path.parent)
+    except ManifestError:
         return None
 
 

@@ -12,6 +12,7 @@ import click
 
 from gristmill.clikit import config_option, force_option, json_option, load_config, report_stage, runtime
 from gristmill.errors import ConfigError
+from gristmill.formats.stage_info import TrainInfo
 from gristmill.stage import StageResult
 
 
@@ -171,14 +172,14 @@ def _submit_slurm(ctx: click.Context, config_path: Path | None, overrides: dict[
 
 
 def summary(result: StageResult) -> str:
-    m = result.manifest
-    lines = [f"train: wrote {result.output} in {m.get('seconds', 0):.1f}s: {m['steps']:,} steps, "
-             f"{m['tokens']:,} tokens, {m['params']:,} parameters"]
-    if m.get("final_loss") is not None:
-        lines.append(f"  train loss {m['final_loss']:.4f}")
-    if m.get("val_loss") is not None:
-        bpb = f", {m['val_bpb']:.4f} bits/byte" if m.get("val_bpb") is not None else ""
-        lines.append(f"  val loss {m['val_loss']:.4f}{bpb}")
+    t = result.manifest.info(TrainInfo)
+    lines = [f"train: wrote {result.output} in {result.manifest.seconds or 0:.1f}s: {t.steps:,} steps, "
+             f"{t.tokens:,} tokens, {t.params:,} parameters"]
+    if t.final_loss is not None:
+        lines.append(f"  train loss {t.final_loss:.4f}")
+    if t.val_loss is not None:
+        bpb = f", {t.val_bpb:.4f} bits/byte" if t.val_bpb is not None else ""
+        lines.append(f"  val loss {t.val_loss:.4f}{bpb}")
     lines.append(f"  weights {result.output / 'model.safetensors'}; curve {result.output / 'loss.png'}")
     return "\n".join(lines)
 

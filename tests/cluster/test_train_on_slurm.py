@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_info import TrainInfo
+from gristmill.formats.stage_manifest import read_stage_manifest
 from tests.cluster.slurmkit import gristmill, job_restarts, log_lines, losses, wait_final, wait_until
 from tests.train.shardkit import random_shards
 
@@ -79,8 +80,7 @@ def test_time_limit_checkpoints_requeues_and_finishes_with_the_local_losses(setu
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=00:10:00"], check=True)
     st = wait_final(job, timeout=600)
     assert st.state == "COMPLETED", st
-    m = read_manifest(run)
-    assert m["steps"] == MAX_STEPS
+    assert read_stage_manifest(run).info(TrainInfo).steps == MAX_STEPS
     assert losses(run) == want  # bitwise, at every step, across the requeues
     lines = log_lines(_log(run, job))
     requeues = [line for line in lines if line.startswith("gristmill: outcome: checkpointed (newest: step-")
@@ -114,6 +114,6 @@ def test_scancel_then_resubmit_continues_from_the_newest_checkpoint(setup, tmp_p
     lines = log_lines(_log(run, again))
     resumed = [line for line in lines if "resuming at step" in line]
     assert resumed and int(resumed[0].split("resuming at step ")[1].split()[0]) >= newest
-    assert read_manifest(run)["steps"] == MAX_STEPS
+    assert read_stage_manifest(run).info(TrainInfo).steps == MAX_STEPS
     assert losses(run) == want
     assert lines[-1] == "gristmill: outcome: finished"

@@ -59,13 +59,13 @@ def test_stage_is_identical_for_one_and_two_workers(tmp_path: Path) -> None:
     assert len([f for f in files if f.parent == Path(".")]) == 6  # one part per row group
     for f in files:
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
-    assert one.manifest["outputs"] == two.manifest["outputs"]
-    counts = one.manifest["counts"]
-    assert counts["in"] == len(docs) == counts["kept"] + sum(counts["removed"].values())
-    assert counts["removed"]["empty_text"] == 1 and counts["removed"]["gopher_short_doc"] >= 1
-    stats = one.manifest["clean"]
+    assert one.manifest.outputs == two.manifest.outputs
+    counts = one.manifest.counts
+    assert counts.n_in == len(docs) == counts.kept + counts.n_removed
+    assert counts.removed["empty_text"] == 1 and counts.removed["gopher_short_doc"] >= 1
+    stats = one.manifest.section("clean")
     assert stats["reasons"]["empty_text"]["examples"] == ["blank"]
-    assert stats["langs"]["en"] == counts["kept"]
+    assert stats["langs"]["en"] == counts.kept
     # Rerun with the same config: up to date, nothing recomputed.
     again = clean(inp, tmp_path / "one", cfg, Runtime(workers=1))
     assert again.up_to_date

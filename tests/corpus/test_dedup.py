@@ -56,7 +56,7 @@ def test_exact_and_near_duplicates_keep_the_smallest_id(rt: Runtime, tmp_path: P
     # Kept documents stay in input order with all their columns.
     order = [d["id"] for d in small_corpus if d["id"] not in removed]
     assert kept_ids == order
-    rep = res.manifest["dedup"]
+    rep = res.manifest.section("dedup")
     assert rep["clusters"] == 4 and rep["largest_cluster"] == 2
     assert rep["lsh"]["bands"] * rep["lsh"]["rows"] <= 112
     assert rep["candidate_pairs"] >= rep["estimated_pairs"] >= rep["verified_pairs"] == 1
@@ -67,7 +67,7 @@ def test_exact_mode_leaves_near_copies(rt: Runtime, tmp_path: Path, small_corpus
     res = dedup(inp, tmp_path / "out", DedupConfig(mode="exact"), rt)
     removed = read_removed(tmp_path / "out")
     assert "y-near" not in removed and set(res.counts.removed) == {"exact_duplicate"}
-    assert "lsh" not in res.manifest["dedup"]
+    assert "lsh" not in res.manifest.section("dedup")
 
 
 def test_near_mode_without_verification(rt: Runtime, tmp_path: Path, small_corpus: list[dict]) -> None:
@@ -78,7 +78,7 @@ def test_near_mode_without_verification(rt: Runtime, tmp_path: Path, small_corpu
     assert "estimated from signatures" in removed["y-near"]["detail"]
     # Identical texts are found by MinHash too, and reported as what they are.
     assert removed["z-exact-ws"]["reason"] == "exact_duplicate"
-    assert res.counts.reconciles and "verified_pairs" not in res.manifest["dedup"]
+    assert res.counts.reconciles and "verified_pairs" not in res.manifest.section("dedup")
 
 
 @pytest.mark.slow
@@ -116,7 +116,7 @@ def test_documents_without_words_and_cjk_text(rt: Runtime, tmp_path: Path) -> No
     assert removed["p2"]["reason"] == "exact_duplicate"
     assert removed["p3"]["reason"] == "near_duplicate" and removed["p3"]["duplicate_of"] == "p1"
     assert removed["e2"]["reason"] == "exact_duplicate" and "e3" not in removed
-    rep = res.manifest["dedup"]
+    rep = res.manifest.section("dedup")
     assert rep["char_shingled"] == 3 and rep["no_shingles"] == 3
 
 
@@ -171,5 +171,5 @@ def test_repeated_ids_from_outside_ingest_still_keep_exactly_one_copy(rt: Runtim
     docs = [_doc("same", text), _doc("same", text), _doc("other", text + " tail words here")]
     inp = write_dataset(tmp_path / "in", docs, nparts=1)
     m = dedup(inp, tmp_path / "out", DedupConfig(mode="exact"), rt).manifest
-    assert m["counts"] == {"in": 3, "kept": 2, "removed": {"exact_duplicate": 1}}
+    assert m.counts.as_dict() == {"in": 3, "kept": 2, "removed": {"exact_duplicate": 1}}
     assert sorted(d["id"] for d in read_kept(tmp_path / "out")) == ["other", "same"]

@@ -85,9 +85,9 @@ def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_p
     cfg = load_clean_config(None, rules="none", no_lang_id=True, quality_model=str(model),
                             min_quality_score=0.5)
     result = clean(inp, tmp_path / "out", cfg, Runtime(workers=1))
-    counts = result.manifest["counts"]
-    assert counts["in"] == counts["kept"] + sum(counts["removed"].values())
-    assert counts["removed"] == {"quality_score": 6} and counts["kept"] == 6
+    counts = result.manifest.counts
+    assert counts.n_in == counts.kept + counts.n_removed
+    assert counts.removed == {"quality_score": 6} and counts.kept == 6
     kept = pq.read_table(part_files(tmp_path / "out"))
     assert sorted(kept.column("id").to_pylist()) == [f"g{i}" for i in range(6)]
     assert min(kept.column("quality_score").to_pylist()) >= 0.5

@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from gristmill.formats.shard_manifest import shard_manifest_of
 from gristmill.stage import Runtime
 from gristmill.tokenize.shards import ShardsConfig, write_shards
 from tests.tokenizer.shards_fixtures import make_docs, make_tokenizer, write_docs
@@ -73,8 +74,8 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, caplog):
         assert (out / f).stat().st_ino == st.st_ino and (out / f).stat().st_mtime_ns == st.st_mtime_ns
 
     clean = write_shards(tmp_path / "in", tok, tmp_path / "clean", ShardsConfig(**CFG), Runtime(workers=2))
-    assert resumed.manifest["shards"] == clean.manifest["shards"]
-    assert resumed.manifest["counts"] == clean.manifest["counts"]
+    assert shard_manifest_of(resumed.manifest).shards == shard_manifest_of(clean.manifest).shards
+    assert resumed.manifest.counts == clean.manifest.counts
     files = sorted(p.name for p in (tmp_path / "clean").iterdir() if p.is_file() and p.name != "manifest.json")
     assert files == sorted(p.name for p in out.iterdir() if p.is_file() and p.name != "manifest.json")
     for name in files:

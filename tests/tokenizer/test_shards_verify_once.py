@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from gristmill.formats.shard_manifest import shard_manifest_of
 from gristmill.stage import Runtime
 from gristmill.tokenize import fastpath
 from gristmill.tokenize import shard_units as su
@@ -137,5 +138,6 @@ def test_write_shards_with_two_workers_checks_once_in_the_driver(small, tmp_path
     result = write_shards(d / "in", tok, tmp_path / "out", ShardsConfig(val_fraction=0.0),
                           Runtime(workers=2))
     assert calls[0] == 2  # load-time probes + the run's sample, in this process only
-    assert result.manifest["encoder_backend"] == "tiktoken"
-    assert result.manifest["totals"]["train"]["docs"] == len(docs)
+    shards = shard_manifest_of(result.manifest)
+    assert shards.encoder_backend == "tiktoken"
+    assert shards.totals["train"]["docs"] == len(docs)

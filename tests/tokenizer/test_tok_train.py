@@ -12,7 +12,9 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import ConfigError, InputError
 from gristmill.config import build
-from gristmill.manifest import read_manifest, sha256_file
+from gristmill.formats.stage_info import TokenizerInfo
+from gristmill.formats.stage_manifest import read_stage_manifest
+from gristmill.manifest import Counts, sha256_file
 from gristmill.stage import Runtime
 from gristmill.tokenize.fastpath import ADVERSARIAL
 from gristmill.tokenize.presets import PRESET_NAMES
@@ -54,10 +56,10 @@ def test_special_token_ids_are_fixed_and_reported(tmp_path):
     tok = Tokenizer.from_file(str(path))
     expected = {"<|endoftext|>": 0, "<|pad|>": 1, "<|user|>": 2, "<|bot|>": 3}
     assert {t: tok.token_to_id(t) for t in expected} == expected
-    m = read_manifest(path.parent)
-    assert m["special_tokens"] == expected and m["eos_id"] == 0
-    assert m["tokenizer_sha256"] == sha256_file(path)
-    assert m["vocab_size"] == tok.get_vocab_size() == 600
+    m = read_stage_manifest(path.parent).info(TokenizerInfo)
+    assert m.special_tokens == expected and m.eos_id == 0
+    assert m.tokenizer_sha256 == sha256_file(path)
+    assert m.vocab_size == tok.get_vocab_size() == 600
     # without --pad, the user's tokens move up by one; <|endoftext|> stays 0
     path2 = train_small(tmp_path / "b", docs=demo_docs()[:20], vocab_size=700, special_tokens=("<|user|>",))
     tok2 = Tokenizer.from_file(str(path2))
@@ -71,7 +73,7 @@ def test_training_is_deterministic_and_thread_independent(tmp_path):
     a = train_tokenizer(data, tmp_path / "a", cfg, Runtime(workers=1))
     b = train_tokenizer(data, tmp_path / "b", cfg, Runtime(workers=2))
     assert (tmp_path / "a/tokenizer.json").read_bytes() == (tmp_path / "b/tokenizer.json").read_bytes()
-    assert a.manifest["tokenizer_sha256"] == b.manifest["tokenizer_sha256"]
+    assert a.manifest.info(TokenizerInfo).tokenizer_sha256 == b.manifest.info(TokenizerInfo).tokenizer_sha256
 
 
 def test_up_to_date_and_rerun_on_change(tmp_path):
@@ -91,28 +93,30 @@ def test_byte_budget_samples_uniformly_and_reconciles(tmp_path):
     total = sum(len(d["text"].encode()) for d in docs)
     res = train_tokenizer(data, tmp_path / "t", TokenizerConfig(vocab_size=300, max_bytes=total // 3),
                           Runtime())
-    s, c = res.manifest["sample"], res.manifest["counts"]
-    assert s["sampled"] and s["bytes_total"] == total
-    assert total // 3 - 200 < s["bytes_used"] <= total // 3
-    assert c["in"] == 300 and c["kept"] == s["docs_used"]
-    assert c["removed"] == {"outside_byte_budget": 300 - s["docs_used"]}
+    info, c = res.manifest.info(TokenizerInfo), res.manifest.counts
+    s = info.sample
+    assert s.sampled and s.bytes_total == total
+    assert total // 3 - 200 < s.bytes_used <= total // 3
+    assert c.n_in == 300 and c.kept == s.docs_used
+    assert c.removed == {"outside_byte_budget": 300 - s.docs_used}
     # same ids, same seed, different partitioning: same sample
     data2 = write_dataset(tmp_path / "docs2", docs, per_part=1000)
     res2 = train_tokenizer(data2, tmp_path / "t2", TokenizerConfig(vocab_size=300, max_bytes=total // 3),
                            Runtime())
-    assert res2.manifest["sample"] == s
-    assert res2.manifest["tokenizer_sha256"] == res.manifest["tokenizer_sha256"]
+    info2 = res2.manifest.info(TokenizerInfo)
+    assert info2.sample == s
+    assert info2.tokenizer_sha256 == info.tokenizer_sha256
     res3 = train_tokenizer(data, tmp_path / "t3", TokenizerConfig(vocab_size=300, max_bytes=total // 3,
                                                                   seed=7), Runtime())
-    assert res3.manifest["sample"]["bytes_used"] != s["bytes_used"] or \
-        res3.manifest["tokenizer_sha256"] != res.manifest["tokenizer_sha256"]
+    info3 = res3.manifest.info(TokenizerInfo)
+    assert info3.sample.bytes_used != s.bytes_used or info3.tokenizer_sha256 != info.tokenizer_sha256
 
 
 def test_budget_covering_everything_does_not_sample(tmp_path):
     data = write_dataset(tmp_path / "docs", list(demo_docs()[:5]))
     res = train_tokenizer(data, tmp_path / "t", TokenizerConfig(vocab_size=400, max_bytes=10**9), Runtime())
-    assert not res.manifest["sample"]["sampled"]
-    assert res.manifest["counts"] == {"in": 5, "kept": 5, "removed": {}}
+    assert not res.manifest.info(TokenizerInfo).sample.sampled
+    assert res.manifest.counts == Counts(n_in=5, kept=5)
 
 
 def test_budget_smaller_than_any_document_is_a_user_error(tmp_path):
@@ -125,7 +129,7 @@ def test_null_text_is_counted_not_trained_on(tmp_path):
     docs = [{"id": "a", "text": "hello world " * 5, "source": "s"}, {"id": "b", "text": None, "source": "s"}]
     data = write_dataset(tmp_path / "docs", docs)
     res = train_tokenizer(data, tmp_path / "t", TokenizerConfig(vocab_size=300), Runtime())
-    assert res.manifest["counts"] == {"in": 2, "kept": 1, "removed": {"no_text": 1}}
+    assert res.manifest.counts == Counts(n_in=2, kept=1, removed={"no_text": 1})
 
 
 def test_bad_inputs_are_user_errors(tmp_path):
