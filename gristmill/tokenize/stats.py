@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tokenizers import Tokenizer
 
-from gristmill.tokenize.verify import load_shards_manifest
+from gristmill.formats.shard_manifest import TOKENIZER, read_shard_manifest
+from gristmill.formats.tokenizer_file import read_tokenizer_file
 from gristmill.train.scale import corpus_scale_line
 
 PERCENTILES = (10, 50, 90, 99)
@@ -74,33 +74,33 @@ def _round(x: float | None) -> float | None:
 def shard_stats(out: Path, top: int = 50) -> ShardStats:
     """Read every shard under ``out`` once and compute its statistics."""
     out = Path(out)
-    m = load_shards_manifest(out)
-    vocab = int(m["vocab_size"])
+    m = read_shard_manifest(out)
+    vocab = m.vocab_size
     counts = np.zeros(vocab, dtype=np.int64)
     splits: dict[str, SplitStats] = {}
     lengths: dict[str, list[np.ndarray]] = {}
-    for entry in m["shards"]:
-        s = splits.setdefault(entry["split"], SplitStats())
-        s.bytes += int(entry["bytes"])
-        with pa.memory_map(str(out / entry["file"])) as src:
+    for entry in m.shards:  # in manifest order
+        s = splits.setdefault(entry.split, SplitStats())
+        s.bytes += entry.bytes
+        with pa.memory_map(str(entry.path(out))) as src:
             for batch in pa.ipc.open_stream(src):
                 ids = batch.column("input_ids")
                 values = ids.flatten().to_numpy()
                 counts += np.bincount(values, minlength=vocab)[:vocab]
-                lengths.setdefault(entry["split"], []).append(np.diff(ids.offsets.to_numpy()))
+                lengths.setdefault(entry.split, []).append(np.diff(ids.offsets.to_numpy()))
                 s.docs += batch.num_rows
                 s.tokens += len(values)
     for name, parts in lengths.items():
         splits[name].lengths = np.concatenate(parts).astype(np.int64)
     return ShardStats(splits=splits, counts=counts, vocab_size=vocab,
-                      top=_top_tokens(out / "tokenizer.json", counts, top))
+                      top=_top_tokens(out / TOKENIZER, counts, top))
 
 
 def _top_tokens(tok_path: Path, counts: np.ndarray, top: int) -> list[dict[str, Any]]:
     total = int(counts.sum())
     if total == 0 or top == 0:
         return []
-    tok = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
+    tok = read_tokenizer_file(tok_path).tokenizer if tok_path.is_file() else None
     order = np.argsort(-counts, kind="stable")[:top]
     rows = []
     for rank, i in enumerate(order, 1):

@@ -42,12 +42,6 @@ class VerifyReport:
                 "problems": [{"file": f, "problem": m} for f, m in self.problems]}
 
 
-def load_shards_manifest(out: Path) -> dict[str, Any]:
-    """The raw manifest of a shard folder, after :func:`read_shard_manifest` validated it
-    (for readers not yet moved to :class:`ShardManifest`: stats, inspect)."""
-    return dict(read_shard_manifest(out).raw)
-
-
 def verify_shards(out: Path) -> VerifyReport:
     """Check hashes, row and token counts, dtype, id range, EOS endings, tokenizer and totals.
 

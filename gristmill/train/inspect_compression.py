@@ -28,7 +28,8 @@ import torch.nn.functional as F
 import zstandard
 
 from gristmill.errors import InputError
-from gristmill.formats.stage_manifest import read_stage_manifest
+from gristmill.formats.shard_manifest import read_shard_manifest
+from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
 from gristmill.train.run import WEIGHTS, LoadedRun
 
 DEFAULT_MAX_BYTES = 2_000_000  # enough for stable figures; a model pass over it takes seconds to minutes
@@ -147,13 +148,11 @@ def _cap(texts: Iterable[str], max_bytes: int) -> list[str]:
 
 def shard_documents(run: LoadedRun, shards: Path, split: str) -> Iterator[str]:
     """The text of each document of one split of a shards directory (decoded, end-of-text dropped)."""
-    from gristmill.tokenize.verify import load_shards_manifest
-
-    m = load_shards_manifest(shards)
-    for entry in m["shards"]:
-        if entry["split"] != split:
+    m = read_shard_manifest(shards)
+    for entry in m.shards:  # in manifest order
+        if entry.split != split:
             continue
-        with pa.memory_map(str(shards / entry["file"])) as src:
+        with pa.memory_map(str(entry.path(shards))) as src:
             for batch in pa.ipc.open_stream(src):
                 col = batch.column("input_ids")
                 offsets, values = col.offsets.to_numpy(), col.flatten().to_numpy()
@@ -169,8 +168,11 @@ def run_validation_shards(run: LoadedRun) -> Path | None:
     m = read_stage_manifest(run.path)
     for item in (m.inputs if m else ()):
         p = Path(str(item.get("path", "")))
-        sm = p / "manifest.json"
-        if p.is_dir() and sm.is_file() and '"split": "val"' in sm.read_text(encoding="utf-8", errors="replace"):
+        try:
+            shards = read_shard_manifest(p)
+        except ManifestError:  # not a shards folder (or no longer one)
+            continue
+        if any(e.split == "val" for e in shards.shards):
             return p
     return None
 
