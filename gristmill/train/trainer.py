@@ -22,6 +22,7 @@ from torch import nn
 
 from gristmill.config import to_dict
 from gristmill.errors import ConfigError, GristmillError
+from gristmill.manifest import fsync_dir, fsync_file
 from gristmill.formats.run_metrics import METRICS, read_metrics
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
@@ -340,8 +341,10 @@ class _Run:
         result = None
         if self.info.is_main:
             plot_loss(self.out)
-            for rel in run_outputs(self.out):
+            outputs = run_outputs(self.out)
+            for rel in outputs:
                 self.stage.record(rel)
+            _sync(self.out, outputs)
             records = read_metrics(self.out)
             last_train = next((r for r in reversed(records) if "loss" in r), {})
             last_val = next((r for r in reversed(records) if "val_loss" in r), {})
@@ -369,6 +372,16 @@ def run_outputs(run: Path) -> list[str]:
                     and not any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.parts)):
                 found.append(rel.as_posix())
     return sorted(found)
+
+
+def _sync(run: Path, files: list[str]) -> None:
+    """Every file the manifest will list, and each folder holding one, on disk before it does:
+    metrics.jsonl and tensorboard/ are appended to as training goes, never renamed into place
+    durably like checkpoints and model files (for which this costs next to nothing)."""
+    for rel in files:
+        fsync_file(run / rel)
+    for folder in sorted({(run / rel).parent for rel in files}):
+        fsync_dir(folder)
 
 
 def _dummy(seq_len: int) -> Batch:

@@ -4,11 +4,13 @@ bookkeeping is never listed (a listed file may be pruned by a later run)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from gristmill.cli import cli
+from gristmill.formats.run_metrics import METRICS
 from gristmill.manifest import MANIFEST
 from gristmill.stage import LOCK, MARKER
 from gristmill.train.trainer import RUN_OUTPUTS
@@ -35,3 +37,20 @@ def test_train_manifest_lists_only_what_train_wrote_and_a_user_file_survives_for
     assert r.exit_code == 0, r.output
     assert (run / "notes.txt").read_text() == "what I tried\n"
     assert not any(f.startswith("checkpoints/step-0000003/") for f in _listed(run))
+
+
+def test_every_listed_file_is_fsynced_before_the_manifest(tmp_path: Path, monkeypatch) -> None:
+    """metrics.jsonl is appended to line by line; it must reach the disk before the manifest lists it."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _, run, _ = make_base(tmp_path)
+    manifest_at = max(i for i, p in enumerate(synced) if Path(p).name.startswith(f".{MANIFEST}.tmp"))
+    before = set(synced[:manifest_at])
+    assert {str(run / rel) for rel in _listed(run)} <= before
+    assert str(run / METRICS) in before and str(run) in before
