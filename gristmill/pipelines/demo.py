@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import tomllib
+from gristmill.errors import GristmillError
 from gristmill.formats.stage_manifest import read_stage_manifest_or_none
 from gristmill.manifest import atomic_write_bytes
 from gristmill.pipelines.spec import PipelineConfig
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 # The file a reader should open first in each stage's output.
 _KEY_FILES = {"tokenizer": "tokenizer.json", "shards": "manifest.json", "train": "model.safetensors"}
 _HERE = Path(__file__).parent
+# First line of ROOT/pipeline.toml: the sha256 of the rest tells an unedited copy, which the demo may
+# rewrite, from one the user edited, which it leaves alone.
+_STAMP = ("# written by `gristmill demo` (sha256 {}): once edited, the demo leaves this file alone; "
+          "run it with `gristmill run`\n")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,7 +53,11 @@ DEMOS = {
 
 def write_demo_pipeline(shipped: Path, root: Path) -> Path:
     """Copy the shipped demo pipeline to ROOT/pipeline.toml, pointing at ROOT and the shipped corpus,
-    so that `gristmill status|run ROOT/pipeline.toml` work on the demo and it can be edited."""
+    so that `gristmill status|run ROOT/pipeline.toml` work on the demo and it can be edited.
+
+    An unedited copy (its first line holds the sha256 of the rest) is rewritten; any other file
+    there - a user's, or a copy they edited - is refused (GristmillError), even with --dry-run.
+    """
     root = root.resolve()
     shipped_text = shipped.read_text(encoding="utf-8")
     # The shipped file's inputs are relative to it; the copy lives elsewhere, so make them absolute.
@@ -56,11 +66,30 @@ def write_demo_pipeline(shipped: Path, root: Path) -> Path:
     text, n_inputs = re.subn(r"(?m)^inputs = \[.*\]$",
                              lambda _: f"inputs = {json.dumps(inputs, ensure_ascii=False)}", text, count=1)
     assert n_root == n_inputs == 1, "the demo pipeline's root and inputs lines have moved"
+    data = _stamped(text)
     path = root / "pipeline.toml"
+    if path.exists() or path.is_symlink():
+        old = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+        if old == data:
+            return path
+        legacy = old == text.encode()  # an unedited copy written before copies were stamped
+        if old is None or not (legacy or _unedited_copy(old)):  # a user's file, or an edited copy: theirs
+            raise GristmillError(f"{path} exists and is not the demo pipeline as gristmill wrote it (another "
+                                 f"file, or an edited copy); run it with `gristmill run {path}`, or choose another -o")
     root.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_bytes(path, text.encode())
+    atomic_write_bytes(path, data)  # absent, or an unedited copy from another install or version
     return path
+
+
+def _stamped(text: str) -> bytes:
+    """``text`` under a first line holding its sha256: the mark of a copy nobody has edited."""
+    return (_STAMP.format(hashlib.sha256(text.encode()).hexdigest()) + text).encode()
+
+
+def _unedited_copy(data: bytes) -> bool:
+    first, _, rest = data.partition(b"\n")
+    m = re.fullmatch(rb"# written by `gristmill demo` \(sha256 ([0-9a-f]{64})\)[^\n]*", first)
+    return m is not None and m.group(1).decode() == hashlib.sha256(rest).hexdigest()
 
 
 def artifacts(pipe: PipelineConfig) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -246,3 +247,36 @@ def test_run_slurm_refuses_a_training_folder_that_is_not_the_runs(tmp_path):
     with pytest.raises(GristmillError, match="is not empty and holds no gristmill train output"):
         submit_pipeline(pipe, dry_run=True, workdir=tmp_path, say=lambda m: None)
     assert snapshot(train_dir) == {"thesis.tex": b"mine"} and not (pipe.layout.root / "slurm").exists()
+
+
+def test_demo_never_overwrites_a_pipeline_toml_it_did_not_write_or_that_was_edited(invoke, tmp_path):
+    root = tmp_path / "demo"
+    root.mkdir()
+    mine = root / "pipeline.toml"
+    mine.write_text("# my own pipeline\n[pipeline]\nroot = \".\"\n")
+    for args in ((), ("--dry-run",)):
+        r = invoke("demo", "-o", root, *args)
+        one_line_error(r, 2, f"{mine} exists and is not the demo pipeline as gristmill wrote it",
+                       f"gristmill run {mine}")
+        assert mine.read_text() == "# my own pipeline\n[pipeline]\nroot = \".\"\n"
+
+    mine.unlink()
+    assert invoke("demo", "-o", root, "--dry-run").exit_code == 0  # writes its own copy
+    written = mine.read_text()
+    assert written.startswith("# written by `gristmill demo` (sha256 ")
+    assert invoke("demo", "-o", root, "--dry-run").exit_code == 0  # its own copy, unchanged
+    edited = written.replace("vocab_size = 4096", "vocab_size = 2048")
+    assert edited != written
+    mine.write_text(edited)
+    one_line_error(invoke("demo", "-o", root, "--dry-run"), 2, "(another file, or an edited copy)")
+    assert mine.read_text() == edited
+
+
+def test_demo_rewrites_an_unedited_copy_from_another_install(invoke, tmp_path):
+    root = tmp_path / "demo"
+    root.mkdir()
+    old = '[pipeline]\nroot = "."\ninputs = ["/old/venv/gristmill/data/demo"]\n'
+    stamp = f"# written by `gristmill demo` (sha256 {hashlib.sha256(old.encode()).hexdigest()}): old wording\n"
+    (root / "pipeline.toml").write_text(stamp + old)
+    assert invoke("demo", "-o", root, "--dry-run").exit_code == 0
+    assert "/old/venv" not in (root / "pipeline.toml").read_text()
