@@ -21,8 +21,24 @@ def build_report(root: Path, out: Path, top: int = 30) -> str:
     if not pipe.stages and not pipe.runs:
         raise InputError(f"{root}: no stage manifests or training runs found")
     out = Path(out)
+    if (out.exists() or out.is_symlink()) and not _is_report(out):
+        raise InputError(f"{out} exists and is not a gristmill report; choose another -o")
+    html = render(pipe, top=top).encode("utf-8")
+    assert html.startswith(_HEAD) and _TITLE in html[:_SNIFF], "render's page head no longer marks a report"
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, render(pipe, top=top).encode("utf-8"))
+    atomic_write_bytes(out, html)
     stages = ", ".join(s.stage for s in pipe.stages)
     return f"{stages}{'; ' if stages and pipe.runs else ''}{len(pipe.runs)} training run(s)" if pipe.runs \
         else stages
+
+
+# How an earlier report is recognised (the only file -o may replace): the page head render writes.
+_HEAD, _TITLE, _SNIFF = b"<!DOCTYPE html>", b"<title>gristmill report: ", 4096
+
+
+def _is_report(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF)
+    return head.startswith(_HEAD) and _TITLE in head

@@ -280,3 +280,22 @@ def test_demo_rewrites_an_unedited_copy_from_another_install(invoke, tmp_path):
     (root / "pipeline.toml").write_text(stamp + old)
     assert invoke("demo", "-o", root, "--dry-run").exit_code == 0
     assert "/old/venv" not in (root / "pipeline.toml").read_text()
+
+
+def test_report_replaces_only_an_earlier_report(invoke, corpus, tmp_path):
+    root = corpus.parent
+    page = tmp_path / "site" / "index.html"
+    page.parent.mkdir()
+    page.write_text("<!DOCTYPE html><html><head><title>my homepage</title></head></html>\n")
+    link = tmp_path / "site" / "link.html"
+    link.symlink_to(page)
+    for out in (page, link):
+        one_line_error(invoke("report", root, "-o", out), 2, f"{out} exists and is not a gristmill report")
+    assert page.read_text().startswith("<!DOCTYPE html><html><head><title>my homepage")
+
+    report = tmp_path / "report.html"
+    assert invoke("report", root, "-o", report).exit_code == 0
+    first = report.read_bytes()
+    report.write_bytes(first.replace(b"</body>", b"<p>stale</p></body>"))
+    assert invoke("report", root, "-o", report).exit_code == 0  # an earlier report: replaced
+    assert b"stale" not in report.read_bytes()
