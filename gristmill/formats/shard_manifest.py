@@ -77,8 +77,8 @@ class ShardManifest:
     encoder_backend: str | None = None  # which encoder wrote the ids (tiktoken, tokenizers...)
 
     def split_totals(self, split: str) -> Mapping[str, int]:
-        """``{docs, tokens, bytes}`` of ``split`` (zeros when the manifest has none)."""
-        return self.totals.get(split) or {"docs": 0, "tokens": 0, "bytes": 0}
+        """``{docs, tokens, bytes}`` of ``split`` (zeros for what the manifest does not give)."""
+        return {"docs": 0, "tokens": 0, "bytes": 0, **self.totals.get(split, {})}
 
     def files(self, split: str) -> list[Path]:
         """The shard files of ``split``, in file order."""

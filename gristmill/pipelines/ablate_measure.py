@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gristmill.formats.run_dir import complete_checkpoints
+from gristmill.formats.run_metrics import read_metrics, train_records
 from gristmill.formats.shard_manifest import read_shard_manifest
 from gristmill.formats.stage_inputs import finished_stage
 from gristmill.manifest import MANIFEST, atomic_write_json
@@ -41,7 +43,6 @@ def load_checkpoint_weights(run: Any, ckpt: Path) -> None:
 def checkpoint_curve(run: Any, documents: list[str], batch_tokens: int) -> list[dict[str, Any]]:
     """``{step, tokens, bpb, bits, bytes}`` of each complete checkpoint of a LoadedRun, oldest first
     (its model is left holding the last one's weights)."""
-    from gristmill.train.checkpoint import complete_checkpoints
     from gristmill.train.inspect_compression import model_bits
 
     curve = []
@@ -58,7 +59,7 @@ def kept_counts(pipe: PipelineConfig) -> dict[str, int]:
     docs = finished_stage(pipe.layout.dir(pipe.layout.last_of(DOC_STAGES, "train") or "ingest"))
     shards = read_shard_manifest(pipe.layout.dir("shards"))
     return {"docs_kept": docs.counts.kept if docs.counts else 0,
-            "tokens_kept": sum(int(t.get("tokens", 0)) for t in shards.totals.values())}
+            "tokens_kept": sum(shards.split_totals(s)["tokens"] for s in shards.totals)}
 
 
 def _sha256(data: bytes) -> str:
@@ -69,7 +70,6 @@ def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
                 cache_dir: Path, say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """The arm's row: final held-out bpb, the checkpoint curve, tokens/s and kept counts."""
     from gristmill.train.inspect_compression import load_documents
-    from gristmill.formats.run_metrics import read_metrics
     from gristmill.train.run import load_run
 
     run_dir = pipe.layout.dir("train")
@@ -86,11 +86,11 @@ def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
         atomic_write_json(cache, {"key": key, "curve": curve})
     else:
         say(f"arm {name}: measured before (same training, same held-out text)")
-    steps = [r for r in read_metrics(run_dir) if "tokens_per_s" in r]
+    tps = [r.tokens_per_s for r in train_records(read_metrics(run_dir)) if r.tokens_per_s is not None]
     last = curve[-1] if curve else {"tokens": 0, "bpb": math.nan, "bytes": 0}
     return {"arm": name, "stages": list(pipe.layout.stages), "tokens": last["tokens"],
             "heldout_bpb": last["bpb"], "heldout_bytes": last["bytes"], "curve": curve,
-            "tokens_per_s": (sum(r["tokens_per_s"] for r in steps) / len(steps)) if steps else math.nan,
+            "tokens_per_s": (sum(tps) / len(tps)) if tps else math.nan,
             **kept_counts(pipe), "run": str(run_dir)}
 
 

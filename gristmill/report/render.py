@@ -8,8 +8,10 @@ from html import escape
 from typing import Any
 
 from gristmill import __version__
-from gristmill.formats.run_metrics import read_metrics
-from gristmill.formats.shard_manifest import is_shard_manifest
+from gristmill.formats.run_metrics import read_metrics, train_records, val_records
+from gristmill.formats.shard_manifest import shard_manifest_of
+from gristmill.formats.stage_info import TokenizerInfo
+from gristmill.formats.stage_manifest import ManifestError
 from gristmill.report.ablation import ablation_figure, read_results, table_rows
 from gristmill.report.discover import DOCUMENT_STAGES, Pipeline
 from gristmill.report.figures import funnel_figure, loss_figure, png_base64
@@ -57,15 +59,16 @@ def _none(what: str) -> str:
 
 
 def funnel_section(pipe: Pipeline) -> str:
-    docs = [s for s in pipe.stages if s.stage in DOCUMENT_STAGES and s.manifest.get("counts")]
+    docs = [s for s in pipe.stages if s.stage in DOCUMENT_STAGES and s.manifest.counts]
     if not docs:
         return "<h2>Documents</h2>" + _none("No document stage with counts found.")
     rows = []
     for s in docs:
-        c = s.manifest["counts"]
-        reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(c["removed"].items(), key=lambda kv: -kv[1]))
-        rows.append([s.stage, str(s.path.relative_to(pipe.root)) or ".", c["in"], c["kept"],
-                     sum(c["removed"].values()), reasons or "–", s.manifest.get("seconds")])
+        c = s.manifest.counts
+        assert c is not None
+        reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(c.removed.items(), key=lambda kv: -kv[1]))
+        rows.append([s.stage, str(s.path.relative_to(pipe.root)) or ".", c.n_in, c.kept,
+                     c.n_removed, reasons or "–", s.manifest.seconds])
     return ("<h2>Documents</h2>"
             + _figure(funnel_figure(docs), "document funnel", "Each bar is one stage's input: kept + removed.")
             + _table(["stage", "directory", "in", "kept", "removed", "removed by reason", "seconds"],
@@ -78,14 +81,17 @@ def tokenizer_section(pipe: Pipeline, shard_bpt: dict[str, float | None]) -> str
     if not toks:
         out.append(_none("No tokenizer stage found."))
     for s in toks:
-        m = s.manifest
-        sample = m.get("sample") or {}
+        try:
+            t = s.manifest.info(TokenizerInfo)
+        except ManifestError as e:  # one bad folder is said, not fatal to the report
+            out.append(_none(e.message))
+            continue
         out.append(_table(["figure", "value"], [
             ["directory", str(s.path.relative_to(pipe.root)) or "."],
-            ["vocabulary size", m.get("vocab_size")], ["split preset", m.get("preset")],
-            ["EOS id", m.get("eos_id")], ["special tokens", ", ".join(m.get("special_tokens") or {})],
-            ["training documents used", sample.get("docs_used")], ["training bytes used", sample.get("bytes_used")],
-            ["sha256", m.get("tokenizer_sha256")]]))
+            ["vocabulary size", t.vocab_size], ["split preset", t.preset],
+            ["EOS id", t.eos_id], ["special tokens", ", ".join(t.special_tokens)],
+            ["training documents used", t.sample.docs_used], ["training bytes used", t.sample.bytes_used],
+            ["sha256", t.tokenizer_sha256]]))
     if shard_bpt:
         out.append("<p>Compression on the encoded corpus (UTF-8 bytes per token, EOS excluded): "
                    + ", ".join(f"{escape(k)} <b>{_n(v)}</b>" for k, v in shard_bpt.items()) + ".</p>")
@@ -94,15 +100,15 @@ def tokenizer_section(pipe: Pipeline, shard_bpt: dict[str, float | None]) -> str
 
 def shards_section(pipe: Pipeline, top: int) -> tuple[str, dict[str, float | None]]:
     out, bpt = ["<h2>Token shards</h2>"], {}
-    shard_dirs = [s for s in pipe.of("shards") if is_shard_manifest(s.manifest)]
+    shard_dirs = [(s, m) for s in pipe.of("shards") if (m := shard_manifest_of(s.manifest)) is not None]
     if not shard_dirs:
         out.append(_none("No shards stage found."))
-    for s in shard_dirs:
+    for s, m in shard_dirs:
         st = shard_stats(s.path, top=top)
         d = st.as_dict()
         rel = str(s.path.relative_to(pipe.root)) or "."
-        out.append(f"<h3>{escape(rel)} <span class='meta'>{len(s.manifest['shards'])} shards, "
-                   f"{escape(s.manifest['dtype'])}</span></h3>")
+        out.append(f"<h3>{escape(rel)} <span class='meta'>{len(m.shards)} shards, "
+                   f"{escape(m.dtype)}</span></h3>")
         rows = []
         for name, sp in d["splits"].items():
             t = sp.get("tokens_per_doc", {})
@@ -133,15 +139,14 @@ def training_section(pipe: Pipeline) -> str:
         out.append(_none("No training run (RUN/metrics.jsonl) found."))
     for run in pipe.runs:
         records = read_metrics(run)
-        train = [r for r in records if "loss" in r]
-        val = [r for r in records if "val_loss" in r]
-        tps = [r["tokens_per_s"] for r in train if isinstance(r.get("tokens_per_s"), (int, float))]
+        train, val = train_records(records), val_records(records)
+        tps = [r.tokens_per_s for r in train if r.tokens_per_s is not None]
         out.append(f"<h3>{escape(str(run.relative_to(pipe.root)) or '.')}</h3>")
         out.append(_table(["figure", "value"], [
-            ["steps logged", len(train)], ["last step", train[-1].get("step") if train else None],
-            ["final train loss", train[-1]["loss"] if train else None],
-            ["final validation loss", val[-1]["val_loss"] if val else None],
-            ["final validation bits/byte", val[-1].get("val_bpb") if val else None],
+            ["steps logged", len(train)], ["last step", train[-1].step if train else None],
+            ["final train loss", train[-1].loss if train else None],
+            ["final validation loss", val[-1].val_loss if val else None],
+            ["final validation bits/byte", val[-1].val_bpb if val else None],
             ["median tokens/s", statistics.median(tps) if tps else None]]))
         fig = loss_figure(records)
         out.append(_figure(fig, "loss curve", "Loss per step (validation where measured).") if fig
@@ -163,9 +168,9 @@ def ablation_section(pipe: Pipeline) -> str:
 
 
 def stages_section(pipe: Pipeline) -> str:
-    rows = [[s.stage, str(s.path.relative_to(pipe.root)) or ".", s.manifest.get("finished"),
-             s.manifest.get("seconds"), (s.manifest.get("config_hash") or "")[:12],
-             s.manifest.get("gristmill_version")] for s in pipe.stages]
+    rows = [[s.stage, str(s.path.relative_to(pipe.root)) or ".", s.manifest.finished,
+             s.manifest.seconds, (s.manifest.config_hash or "")[:12],
+             s.manifest.gristmill_version] for s in pipe.stages]
     return "<h2>Stages found</h2>" + (_table(["stage", "directory", "finished", "seconds", "config", "version"],
                                              rows, numeric={3}) if rows else _none("No stage manifests found."))
 

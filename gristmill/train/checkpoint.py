@@ -2,10 +2,11 @@
 
 ``RUN/checkpoints/step-NNNNNNN/`` holds the sharded model and optimizer (one ``.distcp`` file per
 rank, loadable on any number of ranks), ``trainer.json`` (step, loader and schedule state,
-config) and ``rng-rank<R>.json``. A checkpoint is written under ``.tmp-step-NNNNNNN`` and renamed
-when every rank has finished, so a directory named ``step-*`` is always complete; the newest
-``keep`` are kept. Alongside, ``RUN/model.safetensors`` + ``model.json`` + ``tokenizer.json``
-always describe the newest weights in a form any tool can read (no pickle there).
+config; its format is :mod:`gristmill.formats.run_dir`'s) and ``rng-rank<R>.json``. A checkpoint
+is written under ``.tmp-step-NNNNNNN`` and renamed when every rank has finished, so a directory
+named ``step-*`` is always complete; the newest ``keep`` are kept. Alongside,
+``RUN/model.safetensors`` + ``model.json`` + ``tokenizer.json`` always describe the newest
+weights in a form any tool can read (no pickle there).
 
 DCP itself pickles: the ``.metadata`` file and the non-tensor values of the optimizer state
 (``lr``, ``betas``...) inside the ``.distcp`` files. A checkpoint is therefore loaded only
@@ -21,7 +22,6 @@ import contextlib
 import json
 import logging
 import random
-import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -37,55 +37,13 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_state_dict, set_state_dict)
 
 from gristmill.errors import InputError
+from gristmill.formats.run_dir import (CHECKPOINTS, TrainerState, complete_checkpoints, read_trainer_state, step_dir,
+                                       write_model_json, write_trainer_state)
 from gristmill.manifest import atomic_write_bytes, atomic_write_json, replace_dir_durably, replace_durably
 from gristmill.train import safe_dcp
 from gristmill.train.distributed import DistInfo, barrier
 
 log = logging.getLogger(__name__)
-
-CHECKPOINTS = "checkpoints"
-TRAINER_STATE = "trainer.json"
-_STEP_DIR = re.compile(r"^step-(\d{7,})$")
-
-
-def step_dir(run: Path, step: int) -> Path:
-    return run / CHECKPOINTS / f"step-{step:07d}"
-
-
-def complete_checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """``(step, dir)`` of every complete checkpoint, oldest first."""
-    root = run / CHECKPOINTS
-    found = []
-    if root.is_dir():
-        for d in root.iterdir():
-            m = _STEP_DIR.match(d.name)
-            if m and (d / ".metadata").is_file() and (d / TRAINER_STATE).is_file():
-                found.append((int(m.group(1)), d))
-    return sorted(found)
-
-
-def latest_checkpoint(run: Path) -> tuple[int, Path] | None:
-    """The newest complete checkpoint, if any (half-written ``.tmp-*`` saves never count)."""
-    found = complete_checkpoints(run)
-    return found[-1] if found else None
-
-
-def read_trainer_state(ckpt: Path) -> dict[str, Any]:
-    """``trainer.json`` of a checkpoint, checked; InputError naming the file if it is not valid."""
-    path = ckpt / TRAINER_STATE
-    state = _read_json(path, "trainer state")
-    m = _STEP_DIR.match(ckpt.name)
-    problem = None
-    if not isinstance(state, dict):
-        problem = f"expected a JSON object, got {type(state).__name__}"
-    elif not _is_int(state.get("step"), 0) or (m and state["step"] != int(m.group(1))):
-        want = f" {int(m.group(1))}" if m else ""
-        problem = f"'step' must be the checkpoint's step{want}, got {state.get('step')!r}"
-    elif not _is_int(state.get("world_size"), 1):
-        problem = f"'world_size' must be an integer >= 1, got {state.get('world_size')!r}"
-    if problem:
-        raise InputError(f"{path}: invalid trainer state: {problem}; use --force to start over")
-    return state
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -100,13 +58,13 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0]
 
 
-def _is_int(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
 def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                     trainer_state: dict[str, Any], info: DistInfo, keep: int) -> Path:
-    """Write checkpoint ``step`` collectively (every rank calls this), then prune to ``keep``."""
+    """Write checkpoint ``step`` collectively (every rank calls this), then prune to ``keep``.
+
+    ``trainer_state`` holds the trainer's fields of ``trainer.json`` (signature, config, loader);
+    the step and world size are added here.
+    """
     final = step_dir(run, step)
     tmp = final.with_name(f".tmp-{final.name}")
     if info.is_main:
@@ -120,7 +78,7 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
     atomic_write_json(tmp / f"rng-rank{info.rank}.json", rng_state())
     barrier(info)
     if info.is_main:
-        atomic_write_json(tmp / TRAINER_STATE, {**trainer_state, "step": step, "world_size": info.world})
+        write_trainer_state(tmp, TrainerState.of(step, info.world, trainer_state))
         if final.exists():  # the same step saved by an earlier, interrupted attempt
             shutil.rmtree(final)
         replace_dir_durably(tmp, final)  # every rank's files on disk before the name says complete
@@ -132,7 +90,7 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
 
 
 def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    info: DistInfo) -> dict[str, Any]:
+                    info: DistInfo) -> TrainerState:
     """Load model, optimizer and this rank's RNG state (any world size); return trainer state.
 
     Every file is checked before anything is changed: a bad one is an InputError naming it.
@@ -165,7 +123,7 @@ def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], toke
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     tmp.chmod(0o644)
     replace_durably(tmp, run / "model.safetensors")
-    atomic_write_json(run / "model.json", model_config)
+    write_model_json(run, model_config)
     atomic_write_bytes(run / "tokenizer.json", Path(tokenizer).read_bytes())
 
 

@@ -6,19 +6,18 @@ It lives with the stage that writes the metrics, so train draws it without impor
 
 from __future__ import annotations
 
-from typing import Any
-
 from matplotlib.figure import Figure
 
+from gristmill.formats.run_metrics import MetricRecord, train_records, val_records
 from gristmill.infra.plots import new_figure
 
 __all__ = ["loss_figure"]
 
 
-def loss_figure(records: list[dict[str, Any]]) -> Figure | None:
+def loss_figure(records: list[MetricRecord]) -> Figure | None:
     """Training loss per step, and validation loss where it was measured (None when neither is recorded)."""
-    train = [(r["step"], r["loss"]) for r in records if _num(r.get("step")) and _num(r.get("loss"))]
-    val = [(r["step"], r["val_loss"]) for r in records if _num(r.get("step")) and _num(r.get("val_loss"))]
+    train = [(r.step, r.loss) for r in train_records(records) if r.loss == r.loss]  # NaN: a diverged step
+    val = [(r.step, r.val_loss) for r in val_records(records) if r.val_loss == r.val_loss]
     if not train and not val:
         return None
     fig = new_figure()
@@ -33,7 +32,3 @@ def loss_figure(records: list[dict[str, Any]]) -> Figure | None:
     ax.legend()
     ax.set_title("Training loss")
     return fig
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x

@@ -17,12 +17,11 @@ import math
 import resource
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from gristmill.errors import ConfigError
-from gristmill.formats.run_metrics import METRICS, read_metrics
+from gristmill.formats.run_metrics import METRICS, MetricRecord, ValRecord, read_metrics
 from gristmill.manifest import replace_durably
 from gristmill.progress import PROGRESS_LOGGER
 
@@ -79,18 +78,19 @@ class MetricsLog:
         self._f = self.path.open("a")
 
     def _truncate(self, step: int) -> None:
-        keep = [r for r in read_metrics(self.path.parent) if r.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        keep = [r for r in read_metrics(self.path.parent) if r.step <= step]
+        self.path.write_text("".join(json.dumps(r.as_dict()) + "\n" for r in keep))
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: MetricRecord) -> None:
         if not self.enabled:
             return
-        self._f.write(json.dumps(record) + "\n")
+        fields = record.as_dict()
+        self._f.write(json.dumps(fields) + "\n")
         self._f.flush()
         if self._tb is not None:
-            for k, v in record.items():
+            for k, v in fields.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    self._tb.add_scalar(k, v, record["step"])
+                    self._tb.add_scalar(k, v, record.step)
 
     def close(self) -> None:
         if self.enabled:
@@ -115,14 +115,14 @@ class TrainProgress:
             self._task = self._bar.add_task("train", total=total, completed=start, stats="")
             self._bar.start()
 
-    def step(self, rec: dict[str, Any]) -> None:
+    def step(self, rec: MetricRecord) -> None:
         if not self.enabled:
             return
         text = format_record(rec)
         if self._bar is not None:
-            self._bar.update(self._task, completed=rec["step"], stats=text)
-        elif rec["step"] % self.every == 0 or rec.get("val_loss") is not None:
-            progress_log.info("step %d  %s", rec["step"], text)
+            self._bar.update(self._task, completed=rec.step, stats=text)
+        elif rec.step % self.every == 0 or isinstance(rec, ValRecord):
+            progress_log.info("step %d  %s", rec.step, text)
 
     def note(self, msg: str) -> None:
         if self.enabled:
@@ -136,16 +136,16 @@ class TrainProgress:
             self._bar.stop()
 
 
-def format_record(rec: dict[str, Any]) -> str:
-    if "val_loss" in rec:
-        bpb = f" bpb {rec['val_bpb']:.4f}" if rec.get("val_bpb") is not None else ""
-        return f"val loss {rec['val_loss']:.4f}{bpb}"
-    parts = [f"loss {rec['loss']:.4f}", f"lr {rec['lr']:.2e}", f"gnorm {rec['grad_norm']:.2f}",
-             f"{rec['tokens_per_s']:,.0f} tok/s"]
-    if rec.get("mfu") is not None:
-        parts.append(f"mfu {100 * rec['mfu']:.1f}%")
-    parts.append(f"wait {1000 * rec['data_wait_s']:.0f}ms")
-    parts.append(f"mem {rec['mem_gib']:.2f}GiB")
+def format_record(rec: MetricRecord) -> str:
+    if isinstance(rec, ValRecord):
+        bpb = f" bpb {rec.val_bpb:.4f}" if rec.val_bpb is not None else ""
+        return f"val loss {rec.val_loss:.4f}{bpb}"
+    parts = [f"loss {rec.loss:.4f}", f"lr {rec.lr or 0:.2e}", f"gnorm {rec.grad_norm or 0:.2f}",
+             f"{rec.tokens_per_s or 0:,.0f} tok/s"]
+    if rec.mfu is not None:
+        parts.append(f"mfu {100 * rec.mfu:.1f}%")
+    parts.append(f"wait {1000 * (rec.data_wait_s or 0):.0f}ms")
+    parts.append(f"mem {rec.mem_gib or 0:.2f}GiB")
     return "  ".join(parts)
 
 

@@ -6,7 +6,6 @@ an untrusted source cannot execute code when loaded.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
+from gristmill.formats.run_dir import MODEL_JSON, read_model_json
 from gristmill.formats.tokenizer_file import read_tokenizer_file
 from gristmill.formats.stage_inputs import check_listed_sha256
 from gristmill.infra.hardware import resolve_device
@@ -25,7 +25,7 @@ from gristmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)
 
-MODEL_JSON, WEIGHTS, TOKENIZER = "model.json", "model.safetensors", "tokenizer.json"
+WEIGHTS, TOKENIZER = "model.safetensors", "tokenizer.json"
 # Wrappers that torch.compile / DDP put in front of parameter names when a state dict is taken
 # from the wrapped module instead of the model itself.
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")
@@ -58,15 +58,13 @@ class LoadedRun:
 
 
 def read_model_config(run_dir: Path) -> ModelConfig:
-    """The ModelConfig stored in ``RUN/model.json``."""
-    path = run_dir / MODEL_JSON
-    if not path.is_file():
-        raise InputError(f"{path} not found: is {run_dir} a training run directory with a saved model?")
+    """The ModelConfig stored in ``RUN/model.json`` (read and type-checked by :func:`read_model_json`;
+    the ranges are the model's own)."""
+    f = read_model_json(run_dir)
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-        return ModelConfig.from_dict(values)
-    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:
-        raise InputError(f"{path}: not a valid model config: {e}") from None
+        return ModelConfig.from_dict(dict(f.values))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{f.path}: not a valid model config: {e}") from None
 
 
 def _clean_name(key: str) -> str:

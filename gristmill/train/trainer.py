@@ -23,7 +23,9 @@ from torch import nn
 from gristmill.config import to_dict
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.manifest import fsync_dir, fsync_file
-from gristmill.formats.run_metrics import METRICS, read_metrics
+from gristmill.formats import run_dir
+from gristmill.formats.run_metrics import (METRICS, SourceVal, TrainRecord, ValRecord, read_metrics, train_records,
+                                           val_records)
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
 from gristmill.train.config import SourceConfig, TrainConfig
@@ -138,23 +140,23 @@ class _Run:
 
     def _decide(self, resume: bool | None) -> tuple[int, Path] | None:
         self.stage.claim()  # the folder must be this stage's before --force wipes anything in it
-        found = ckpt.latest_checkpoint(self.out)
+        found = run_dir.latest_checkpoint(self.out)
         if self.runtime.force:
-            shutil.rmtree(self.out / ckpt.CHECKPOINTS, ignore_errors=True)
+            shutil.rmtree(self.out / run_dir.CHECKPOINTS, ignore_errors=True)
             return None
         if found is None:
             if resume:
-                raise ConfigError(f"--resume: no complete checkpoint in {self.out / ckpt.CHECKPOINTS}")
+                raise ConfigError(f"--resume: no complete checkpoint in {self.out / run_dir.CHECKPOINTS}")
             return None
         if resume is False:
             raise ConfigError(f"{self.out} already has checkpoints; resume, or use --force to start over")
-        state = ckpt.read_trainer_state(found[1])
-        if state.get("signature") != self.signature():
+        state = run_dir.read_trainer_state(found[1])
+        if state.signature != self.signature():
             raise ConfigError(f"{found[1]} was written with a different model/data/batch/seed; "
                               "use --force to start over or another output directory")
         if found[0] > self.config.max_steps:
             raise ConfigError(f"{found[1]} is past max_steps {self.config.max_steps}; use --force to retrain")
-        if found[0] == self.config.max_steps and state.get("config") != to_dict(self.config):
+        if found[0] == self.config.max_steps and state.config != to_dict(self.config):
             # nothing left to train: the weights would not reflect the new settings
             raise ConfigError(f"{self.out} finished {found[0]} steps with other settings; raise --max-steps "
                               "to continue, or use --force to retrain")
@@ -187,9 +189,8 @@ class _Run:
         start = 0
         if found is not None:
             state = ckpt.load_checkpoint(found[1], self.model, self.opt, self.info)
-            start = state["step"]
-            log.info("resuming from %s (step %d, saved by %d processes)", found[1], start,
-                     state["world_size"])
+            start = state.step
+            log.info("resuming from %s (step %d, saved by %d processes)", found[1], start, state.world_size)
         c = self.config
         self.sampler = MixtureSampler([s.train_windows.n for s in self.sources], self._weights(),
                                       c.global_windows, c.seed)
@@ -232,7 +233,7 @@ class _Run:
                     if stop:
                         console.note(f"interrupted: checkpoint saved at step {step}")
                         raise TrainingInterrupted(
-                            f"interrupted at step {step}; checkpoint saved in {ckpt.step_dir(self.out, step)};"
+                            f"interrupted at step {step}; checkpoint saved in {run_dir.step_dir(self.out, step)};"
                             " run the same command again to resume")
         finally:
             console.close()
@@ -282,14 +283,15 @@ class _Run:
         loss_val, stop_any = red[0].item() / self.info.world, red[1].item() > 0
         dt = time.perf_counter() - t0
         tps = c.batch_tokens / dt
-        rec = {"step": step, "loss": loss_val, "lr": lr, "grad_norm": float(norm), "tokens_per_s": tps,
-               "data_wait_s": wait, "step_s": dt, "mem_gib": memory_gib(self.device),
-               "tokens": step * c.batch_tokens,
-               "mfu": (tps * self.flops_per_token / (self.peak * self.info.world)) if self.peak else None}
+        mem, mix = memory_gib(self.device), None
         if len(self.sources) > 1:
             counts = sum(b.per_source for b in micro)
             seen = all_reduce(torch.as_tensor(counts, dtype=torch.float64), self.info)
-            rec["mix"] = {s.name: int(n) for s, n in zip(self.sources, seen.tolist())}
+            mix = {s.name: int(n) for s, n in zip(self.sources, seen.tolist())}
+        rec = TrainRecord(step=step, loss=loss_val, lr=lr, grad_norm=float(norm), tokens_per_s=tps,
+                          data_wait_s=wait, step_s=dt, mem_gib=mem, tokens=step * c.batch_tokens,
+                          mfu=(tps * self.flops_per_token / (self.peak * self.info.world)) if self.peak else None,
+                          mix=mix)
         self.metrics.write(rec)
         console.step(rec)
         return stop_any
@@ -300,7 +302,7 @@ class _Run:
         if not any(self.val):
             return
         self.model.eval()
-        rec: dict[str, Any] = {"step": step}
+        per_source: list[SourceVal] = []
         total = torch.zeros(2, dtype=torch.float64)
         nbytes = 0.0
         for source, batches in zip(self.sources, self.val):
@@ -317,12 +319,12 @@ class _Run:
             bpt = source.val_bytes_per_token()
             bpb = loss / LN2 / bpt if bpt else None
             if len(self.sources) > 1:
-                rec[f"val_loss/{source.name}"], rec[f"val_bpb/{source.name}"] = loss, bpb
+                per_source.append(SourceVal(name=source.name, loss=loss, bpb=bpb))
             total += acc
             nbytes += (bpt or 0) * float(acc[1])
         if total[1] > 0:
-            rec["val_loss"] = float(total[0] / total[1])
-            rec["val_bpb"] = float(total[0] / LN2 / nbytes) if nbytes else None
+            rec = ValRecord(step=step, val_loss=float(total[0] / total[1]),
+                            val_bpb=float(total[0] / LN2 / nbytes) if nbytes else None, sources=tuple(per_source))
             self.metrics.write(rec)
             console.step(rec)
 
@@ -346,13 +348,13 @@ class _Run:
                 self.stage.record(rel)
             _sync(self.out, outputs)
             records = read_metrics(self.out)
-            last_train = next((r for r in reversed(records) if "loss" in r), {})
-            last_val = next((r for r in reversed(records) if "val_loss" in r), {})
+            last_train = (train_records(records) or [None])[-1]
+            last_val = (val_records(records) or [None])[-1]
             consumed = self.sampler.consumed(step)
             result = self.stage.finish(
                 steps=step, tokens=step * self.config.batch_tokens, world_size=self.info.world,
-                params=self.raw.num_params(), final_loss=last_train.get("loss"),
-                val_loss=last_val.get("val_loss"), val_bpb=last_val.get("val_bpb"),
+                params=self.raw.num_params(), final_loss=last_train.loss if last_train else None,
+                val_loss=last_val.val_loss if last_val else None, val_bpb=last_val.val_bpb if last_val else None,
                 windows_seen={s.name: int(n) for s, n in zip(self.sources, consumed)},
                 epochs={s.name: e for s, e in zip(self.sources, self.sampler.epochs(step))})
         result = broadcast_object(result, self.info)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from gristmill.formats.run_metrics import read_metrics
+from gristmill.formats.run_metrics import read_metrics, train_records
 from gristmill.infra.slurm_jobs import FINAL, JobState, job_state
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def cancel_all() -> None:
 
 
 def losses(run: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in read_metrics(run) if "loss" in r]
+    return [(r.step, r.loss) for r in train_records(read_metrics(run))]
 
 
 def log_lines(log: Path) -> list[str]:

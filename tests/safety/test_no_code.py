@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from gristmill.cli import cli
 from gristmill.errors import InputError
-from gristmill.formats.run_metrics import read_metrics
+from gristmill.formats.run_metrics import read_metrics, train_records
 from gristmill.train import checkpoint as ck
 from gristmill.train import safe_dcp
 from gristmill.train.distributed import DistInfo
@@ -119,7 +119,7 @@ def test_real_checkpoints_still_resume_bitwise(base, tmp_path):
     assert "resuming at step 2 of 4" in r.output
 
     def losses(run: Path) -> list[float]:
-        return [x["loss"] for x in read_metrics(run) if "loss" in x]
+        return [x.loss for x in train_records(read_metrics(run))]
 
     assert len(losses(straight)) == 4 and losses(resumed) == losses(straight)
     want, got = (load_file(str(run / "model.safetensors")) for run in (straight, resumed))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from gristmill.formats import run_dir
 from gristmill.train import checkpoint as ck
 from gristmill.train.distributed import DistInfo
 from gristmill.train.model import GPT, ModelConfig
@@ -34,8 +35,8 @@ def test_save_load_round_trip_restores_model_optimizer_and_rng(tmp_path):
     ck.save_checkpoint(tmp_path, 3, model, opt, {"note": "x"}, SOLO, keep=2)
     expected_rng = (torch.rand(3), np.random.rand(3), random.random())
     other, other_opt = _model_and_opt(seed=1)
-    state = ck.load_checkpoint(ck.step_dir(tmp_path, 3), other, other_opt, SOLO)
-    assert state["step"] == 3 and state["note"] == "x" and state["world_size"] == 1
+    state = ck.load_checkpoint(run_dir.step_dir(tmp_path, 3), other, other_opt, SOLO)
+    assert state.step == 3 and state.extra == {"note": "x"} and state.world_size == 1
     for (k, a), b in zip(model.state_dict().items(), other.state_dict().values()):
         assert torch.equal(a, b), k
     sa, sb = opt.state_dict()["state"], other_opt.state_dict()["state"]
@@ -50,22 +51,22 @@ def test_keeps_the_last_k_and_never_picks_an_interrupted_save(tmp_path):
     model, opt = _model_and_opt()
     for step in (1, 2, 3, 4):
         ck.save_checkpoint(tmp_path, step, model, opt, {}, SOLO, keep=2)
-    assert [s for s, _ in ck.complete_checkpoints(tmp_path)] == [3, 4]
+    assert [s for s, _ in run_dir.complete_checkpoints(tmp_path)] == [3, 4]
     # a save killed midway: a temp dir with partial files, and a step dir without metadata
     half = tmp_path / "checkpoints" / ".tmp-step-0000005"
     half.mkdir()
     (half / "__0_0.distcp").write_bytes(b"partial")
-    broken = ck.step_dir(tmp_path, 6)
+    broken = run_dir.step_dir(tmp_path, 6)
     broken.mkdir()
-    (broken / ck.TRAINER_STATE).write_text("{}")
-    assert ck.latest_checkpoint(tmp_path)[0] == 4
+    (broken / run_dir.TRAINER_STATE).write_text("{}")
+    assert run_dir.latest_checkpoint(tmp_path).step == 4
     ck.save_checkpoint(tmp_path, 5, model, opt, {}, SOLO, keep=2)
     assert not half.exists()  # stale temp saves are cleared by the next save
-    assert ck.latest_checkpoint(tmp_path)[0] == 5
+    assert run_dir.latest_checkpoint(tmp_path).step == 5
 
 
 def test_latest_is_none_without_checkpoints(tmp_path):
-    assert ck.latest_checkpoint(tmp_path) is None
+    assert run_dir.latest_checkpoint(tmp_path) is None
 
 
 def test_export_writes_safetensors_with_model_state_dict_names(tmp_path):
@@ -75,7 +76,8 @@ def test_export_writes_safetensors_with_model_state_dict_names(tmp_path):
     ck.export_model(tmp_path, model, model.config.to_dict(), tok, SOLO)
     tensors = load_file(str(tmp_path / "model.safetensors"))
     assert set(tensors) == set(model.state_dict())
-    cfg = ModelConfig.from_dict(json.loads((tmp_path / "model.json").read_text()))
+    assert json.loads((tmp_path / "model.json").read_text())["format_version"] == run_dir.MODEL_FORMAT_VERSION
+    cfg = ModelConfig.from_dict(dict(run_dir.read_model_json(tmp_path).values))
     fresh = GPT(cfg)
     fresh.load_state_dict(tensors)
     x = torch.randint(0, 50, (1, 16))

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from gristmill.errors import ConfigError
-from gristmill.formats.run_metrics import read_metrics
+from gristmill.formats.run_metrics import TrainRecord, read_metrics
 from gristmill.stage import Runtime
 from gristmill.train.config import ParallelConfig, TrainConfig
 from gristmill.train.trainer import train
@@ -46,7 +46,7 @@ def _run(shards: Path, run: Path, toml: Path, nproc: int, *extra: str) -> None:
 
 
 def _records(run: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r.get("loss", r.get("val_loss"))) for r in read_metrics(run)]
+    return [(r.step, r.loss if isinstance(r, TrainRecord) else r.val_loss) for r in read_metrics(run)]
 
 
 def _assert_same(a: Path, b: Path) -> None:

@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.formats.run_metrics import read_metrics
+from gristmill.formats.run_metrics import read_metrics, train_records, val_records
+from gristmill.formats.stage_info import TrainInfo
 from gristmill.stage import Runtime
 from gristmill.train.config import (CheckpointConfig, DataConfig, LoggingConfig, OptimConfig, ParallelConfig,
                                     ScheduleConfig, SourceConfig, TrainConfig)
@@ -35,7 +36,7 @@ def shards(tmp_path_factory):
 
 
 def losses(run: Path) -> list[float]:
-    return [r["loss"] for r in read_metrics(run) if "loss" in r]
+    return [r.loss for r in train_records(read_metrics(run))]
 
 
 def test_lr_schedules():
@@ -75,21 +76,23 @@ def test_run_directory_contract_up_to_date_and_force(tmp_path, shards):
     run = tmp_path / "run"
     result = train(shards, run, cfg, Runtime())
     m = result.manifest
-    assert m["steps"] == 6 and m["tokens"] == 6 * 128 and m["windows_seen"] == {"data": 48}
-    files = {o["file"] for o in m["outputs"]}
+    info = m.info(TrainInfo)
+    assert info.steps == 6 and info.tokens == 6 * 128 and info.windows_seen == {"data": 48}
+    files = {o.file for o in m.outputs}
     assert {"metrics.jsonl", "model.safetensors", "model.json", "tokenizer.json", "loss.png"} <= files
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-0000006"]  # keep = 1
     recs = read_metrics(run)
-    steps = [r for r in recs if "loss" in r]
-    assert [r["step"] for r in steps] == list(range(1, 7))
-    assert all(r["tokens_per_s"] > 0 and r["lr"] > 0 and r["grad_norm"] > 0 for r in steps)
-    vals = [r for r in recs if "val_loss" in r]
-    assert [r["step"] for r in vals] == [5, 6] and all(r["val_bpb"] > 0 for r in vals)
+    steps = train_records(recs)
+    assert [r.step for r in steps] == list(range(1, 7))
+    assert all(r.tokens_per_s > 0 and r.lr > 0 and r.grad_norm > 0 for r in steps)
+    vals = val_records(recs)
+    assert [r.step for r in vals] == [5, 6] and all(r.val_bpb > 0 for r in vals)
+    assert info.final_loss == steps[-1].loss and info.val_bpb == vals[-1].val_bpb
     mtime = (run / "model.safetensors").stat().st_mtime_ns
     again = train(shards, run, cfg, Runtime())
     assert again.up_to_date and (run / "model.safetensors").stat().st_mtime_ns == mtime
     forced = train(shards, run, cfg, Runtime(force=True))
-    assert not forced.up_to_date and losses(run) == [r["loss"] for r in steps]  # deterministic
+    assert not forced.up_to_date and losses(run) == [r.loss for r in steps]  # deterministic
 
 
 @pytest.mark.slow
@@ -101,8 +104,9 @@ def test_loss_decreases_on_the_demo_corpus(tmp_path):
     result = train(shards, tmp_path / "run", cfg, Runtime())
     curve = losses(tmp_path / "run")
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.5
-    assert result.manifest["val_loss"] < curve[0] - 0.5
-    assert 0 < result.manifest["val_bpb"] < 8
+    info = result.manifest.info(TrainInfo)
+    assert info.val_loss < curve[0] - 0.5
+    assert 0 < info.val_bpb < 8
 
 
 def test_mixture_and_document_aligned_windows(tmp_path, shards):
@@ -113,10 +117,11 @@ def test_mixture_and_document_aligned_windows(tmp_path, shards):
     cfg = TrainConfig(max_steps=5, data=mix, **FAST)
     result = train(None, tmp_path / "run", cfg, Runtime())
     recs = read_metrics(tmp_path / "run")
-    assert all(sum(r["mix"].values()) == 8 for r in recs if "mix" in r)
-    assert result.manifest["windows_seen"] == {"a": 30, "b": 10}
-    val = [r for r in recs if "val_loss" in r][-1]
-    assert {"val_loss/a", "val_loss/b", "val_bpb/a"} <= set(val)
+    assert all(sum(r.mix.values()) == 8 for r in train_records(recs))
+    assert result.manifest.info(TrainInfo).windows_seen == {"a": 30, "b": 10}
+    val = val_records(recs)[-1]
+    assert [s.name for s in val.sources] == ["a", "b"]
+    assert {"val_loss/a", "val_loss/b", "val_bpb/a"} <= set(val.as_dict())  # the file's keys
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, shards):
@@ -155,7 +160,7 @@ def test_cli_trains_and_refuses_an_incompatible_resume(tmp_path, shards):
     assert r.exit_code == 2 and "past max_steps 2" in r.output
     r = CliRunner().invoke(cli, [*args[:-1], "5"])  # more steps: continues from step 3
     assert r.exit_code == 0, r.output
-    assert [x["step"] for x in read_metrics(run) if "loss" in x] == [1, 2, 3, 4, 5]
+    assert [x.step for x in train_records(read_metrics(run))] == [1, 2, 3, 4, 5]
 
 
 def _cmd(shards: Path, run: Path, *extra: str) -> list[str]:
