@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from tokenizers import Tokenizer
 
+from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION
 from gristmill.manifest import atomic_write_json, sha256_file
 from gristmill.tokenize.shard_assembly import shard_schema
 from tests.demo import demo_docs
@@ -40,7 +42,7 @@ def tiny_shards(tmp_path: Path) -> tuple[Path, int]:
         shards.append({"file": f, "split": split, "docs": len(rows), "tokens": sum(map(len, rows)),
                        "bytes": nbytes, "sha256": sha256_file(tmp_path / f)})
     atomic_write_json(tmp_path / "manifest.json", {
-        "stage": "shards", "format": "gristmill-shards", "format_version": 1, "vocab_size": vocab,
+        "stage": "shards", "format": FORMAT, "format_version": FORMAT_VERSION, "vocab_size": vocab,
         "eos_id": 0, "dtype": "uint16", "tokenizer_sha256": sha256_file(tok), "shards": shards,
         "totals": {s["split"]: {k: s[k] for k in ("docs", "tokens", "bytes")} for s in shards}})
     return tmp_path, vocab
@@ -56,3 +58,15 @@ def pipeline_corpus(tmp_path_factory) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in pick)
     return path
+
+
+@pytest.fixture
+def fake_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ``sbatch`` first on PATH that prints job ids 101, 102, ... (what ``--parsable`` prints) and appends
+    each call's arguments, one line a call, to the file it returns (absent until the first call)."""
+    bin_dir, calls = tmp_path / "fake-bin", tmp_path / "sbatch-calls"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$*" >> {calls}\necho $(( 100 + $(wc -l < {calls}) ))\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls

@@ -1,6 +1,8 @@
-"""What a refused CLI call must look like: its exit code and one clear line."""
+"""What a refused CLI call must look like: its exit code, one clear line, and the files it left alone."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from click.testing import Result
 
@@ -14,4 +16,9 @@ def one_line_error(r: Result, code: int, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden ones too) with its bytes: what must survive."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

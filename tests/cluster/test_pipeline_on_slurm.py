@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from gristmill.infra.slurm_jobs import read_jobs
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_info import TrainInfo
+from gristmill.formats.stage_manifest import read_stage_manifest
 from tests.cluster.slurmkit import gristmill, log_lines, wait_final
-from tests.pipelines.test_e2e import DATA_STAGES, REDUCED, digests
+from tests.pipelines.pipeline_files import DATA_STAGES, REDUCED, digests
 
 pytestmark = pytest.mark.cluster
 
@@ -55,15 +56,15 @@ def test_pipeline_runs_as_two_jobs_entirely_under_the_root(tmp_path, pipeline_co
 
     assert wait_final(data["job_id"]).state == "COMPLETED"
     assert wait_final(train["job_id"]).state == "COMPLETED"
-    manifest = read_manifest(root / "06-train")
-    assert manifest is not None and manifest["steps"] == 40  # [train] max_steps
+    manifest = read_stage_manifest(root / "06-train")
+    assert manifest is not None and manifest.info(TrainInfo).steps == 40  # [train] max_steps
     assert not (tmp_path / "file-root").exists()  # the bug: the data job wrote under the file's root
     for stage in (*DATA_STAGES, "06-train"):
-        m = read_manifest(root / stage)
+        m = read_stage_manifest(root / stage)
         assert m is not None, stage
-        assert all((root / stage / o["file"]).is_file() for o in m["outputs"]), stage
+        assert all(o.path(root / stage).is_file() for o in m.outputs), stage
         if stage != "01-ingest":  # the corpus is ingest's input; every later input is a stage under ROOT
-            assert all(Path(i["path"]).is_relative_to(root) for i in m["inputs"]), m["inputs"]
+            assert all(Path(i["path"]).is_relative_to(root) for i in m.inputs), m.inputs
     log = Path(_status(p, root)["train"]["slurm"]["log"])
     assert log.is_relative_to(root) and log_lines(log)[-1] == "gristmill: outcome: finished"
 

@@ -24,9 +24,7 @@ def test_usable_cores_without_affinity_uses_cpu_count(monkeypatch):
     assert usable_cores() == 6
 
 
-def test_auto_is_cpu_without_accelerators(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+def test_auto_is_cpu_without_accelerators(no_accelerators):
     assert resolve_device("auto") == torch.device("cpu")
     assert resolve_device("cpu") == torch.device("cpu")
 
@@ -37,9 +35,7 @@ def test_auto_is_cpu_without_accelerators(monkeypatch):
     ("cuda:1", "device cuda:1 requested but torch sees no CUDA device"),
     ("mps", "device mps requested but MPS is not available"),
 ])
-def test_unavailable_devices_are_one_config_error(monkeypatch, name, message):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+def test_unavailable_devices_are_one_config_error(no_accelerators, name, message):
     with pytest.raises(ConfigError) as e:
         resolve_device(name)
     assert e.value.message == message

@@ -114,25 +114,16 @@ def test_submit_dry_run_writes_both_scripts_with_the_dependency(tmp_path):
         subprocess.run(["bash", "-n", str(j.script)], check=True)
 
 
-def test_submit_chains_the_training_job_after_the_data_job(tmp_path):
-    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch.log"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$*" >> {log}\n'
-                                    f'n=$(wc -l < {log}); echo "$((1000 + n));cluster"\n')
-    (bin_dir / "sbatch").chmod(0o755)
-    os.environ["PATH"], old = f"{bin_dir}:{os.environ['PATH']}", os.environ["PATH"]
-    try:
-        jobs = submit_pipeline(_demo_pipeline(tmp_path), workdir=tmp_path, say=lambda m: None)
-    finally:
-        os.environ["PATH"] = old
-    assert [j.job_id for j in jobs] == ["1001", "1002"]
-    calls = log.read_text().splitlines()
+def test_submit_chains_the_training_job_after_the_data_job(tmp_path, fake_sbatch):
+    jobs = submit_pipeline(_demo_pipeline(tmp_path), workdir=tmp_path, say=lambda m: None)
+    assert [j.job_id for j in jobs] == ["101", "102"]
+    calls = fake_sbatch.read_text().splitlines()
     assert calls[0] == f"--parsable {tmp_path}/out/slurm/data.sbatch"
-    assert calls[1] == (f"--parsable --dependency=afterok:1001 --kill-on-invalid-dep=yes "
+    assert calls[1] == (f"--parsable --dependency=afterok:101 --kill-on-invalid-dep=yes "
                         f"{tmp_path}/out/slurm/train.sbatch")
     recorded = json.loads((tmp_path / "out" / "slurm" / "jobs.json").read_text())["jobs"]
-    assert [(j["kind"], j["job_id"], j["stages"][-1]) for j in recorded] == [("data", "1001", "shards"),
-                                                                             ("train", "1002", "train")]
+    assert [(j["kind"], j["job_id"], j["stages"][-1]) for j in recorded] == [("data", "101", "shards"),
+                                                                             ("train", "102", "train")]
 
 
 def test_run_slurm_dry_run_prints_the_scripts(tmp_path):

@@ -98,3 +98,27 @@ FAKE_STAGES = (
     StageSpec("count", "03-count", "tests.pipelines.fakes:count_words", "tests.pipelines.fakes:CountConfig",
               _prev, _call_prev, data=False),
 )
+
+
+# A pipeline file of the first two fake stages (count is enabled by default too).
+PIPELINE = """\
+[pipeline]
+root = "out"
+inputs = ["in"]
+
+[read]
+min_chars = {min_chars}
+
+[case]
+upper = {upper}
+"""
+
+
+def write_pipeline(tmp: Path, *, min_chars: int = 2, upper: str = "true") -> Path:
+    """``tmp/p.toml`` over ``tmp/in/a.txt`` (written once), with these ``[read]`` and ``[case]`` values."""
+    (tmp / "in").mkdir(exist_ok=True)
+    if not (tmp / "in" / "a.txt").exists():
+        (tmp / "in" / "a.txt").write_text("to be or not\nx\nto be that is\n")
+    p = tmp / "p.toml"
+    p.write_text(PIPELINE.format(min_chars=min_chars, upper=upper))
+    return p

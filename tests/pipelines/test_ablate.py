@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,68 +23,14 @@ from gristmill.pipelines.ablate_spec import _arm, load_ablation
 from gristmill.pipelines.spec import load_pipeline
 from gristmill.train.checkpoint import step_dir
 from gristmill.train.run import load_run
-from tests.demo import demo_docs
 from tests.pipelines.fakes import FAKE_STAGES
-
-ABLATE = """\
-[pipeline]
-root = "out"
-inputs = ["corpus.jsonl"]
-stages = ["ingest", "dedup", "tokenizer", "shards", "train"]
-
-[ablate]
-heldout = "heldout"
-arms = {{ raw = ["ingest", "tokenizer", "shards", "train"], dedup = {dedup} }}
-
-[tokenizer]
-vocab_size = 300
-
-[shards]
-val_fraction = 0.1
-
-[train]
-model = "tiny"
-seq_len = 32
-batch_tokens = 128
-max_steps = 6
-
-[train.checkpoint]
-every = 3
-keep = 3
-
-[train.logging]
-log_every = 2
-val_every = 3
-
-[train.parallel]
-device = "cpu"
-threads = 1
-
-[cluster]
-workers = 1
-"""
-DEDUP = '["ingest", "dedup", "tokenizer", "shards", "train"]'
-
-
-def _write(tmp: Path, dedup: str = DEDUP) -> Path:
-    docs = [d for d in demo_docs() if d["source"] == "kjv"]
-    train, held = docs[:12], docs[12:14]
-    with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as f:
-        rows = [(d["id"], d["text"]) for d in train] + [(d["id"] + "-copy", d["text"]) for d in train[:3]]
-        for doc_id, text in rows:  # three exact copies for dedup to remove
-            f.write(json.dumps({"id": doc_id, "text": text[:1500]}) + "\n")
-    (tmp / "heldout").mkdir()
-    for i, d in enumerate(held):
-        (tmp / "heldout" / f"{i}.txt").write_text(d["text"][:1000], encoding="utf-8")
-    p = tmp / "ablate.toml"
-    p.write_text(ABLATE.format(dedup=dedup), encoding="utf-8")
-    return p
+from tests.pipelines.pipeline_files import write_ablation
 
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ablate")
-    abl = load_ablation(_write(tmp))
+    abl = load_ablation(write_ablation(tmp))
     said: list[str] = []
     rows = run_ablation(abl, say=said.append)
     return abl, rows, said
@@ -190,7 +135,7 @@ def test_rerun_is_up_to_date_and_dry_run_says_so(done):
 
 
 def test_dry_run_before_anything_ran(tmp_path):
-    r = CliRunner().invoke(cli, ["ablate", str(_write(tmp_path)), "--dry-run", "--json"])
+    r = CliRunner().invoke(cli, ["ablate", str(write_ablation(tmp_path)), "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
     stages = json.loads(r.stdout)["stages"]
     assert len(stages) == 1 + 3 + 4  # ingest shared; raw's 3 and dedup's 4 others
@@ -199,7 +144,7 @@ def test_dry_run_before_anything_ran(tmp_path):
 
 
 def test_bad_arm_is_one_line(tmp_path):
-    p = _write(tmp_path, dedup='["ingest", "train"]')
+    p = write_ablation(tmp_path, dedup='["ingest", "train"]')
     with pytest.raises(ConfigError, match="ablate.arms.dedup: stage 'train' needs stage 'shards' before it"):
         load_ablation(p)
     r = CliRunner().invoke(cli, ["ablate", str(p)])
@@ -249,7 +194,7 @@ def test_report_skips_a_broken_results_file(tmp_path):
 
 
 def test_too_few_kept_checkpoints_is_one_line(tmp_path):
-    p = _write(tmp_path)
+    p = write_ablation(tmp_path)
     p.write_text(p.read_text().replace("keep = 3", "keep = 2"), encoding="utf-8")
     r = CliRunner().invoke(cli, ["ablate", str(p), "--dry-run"])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
@@ -257,13 +202,10 @@ def test_too_few_kept_checkpoints_is_one_line(tmp_path):
                                 "set keep = 3 (max_steps // every + 1) so each arm is measured at every one")
 
 
-def test_slurm_after_a_finished_run_submits_only_the_measuring(done, tmp_path, monkeypatch):
+def test_slurm_after_a_finished_run_submits_only_the_measuring(done, tmp_path, fake_sbatch):
     from gristmill.pipelines.ablate_slurm import submit_ablation
 
     abl, _, _ = done
-    (tmp_path / "sbatch").write_text(f'#!/bin/bash\necho "$*" >> {tmp_path}/calls\necho 7\n')
-    (tmp_path / "sbatch").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     jobs = submit_ablation(abl, workdir=tmp_path, say=lambda m: None)
-    assert [(j.kind, j.job_id) for j in jobs] == [("measure", "7")]
-    assert (tmp_path / "calls").read_text().split() == ["--parsable", str(abl.out / "slurm" / "measure.sbatch")]
+    assert [(j.kind, j.job_id) for j in jobs] == [("measure", "101")]
+    assert fake_sbatch.read_text().split() == ["--parsable", str(abl.out / "slurm" / "measure.sbatch")]

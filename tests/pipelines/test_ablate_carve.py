@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from gristmill.cli import cli
 from gristmill.corpus.ingest import is_heldout
 from gristmill.errors import ConfigError
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_manifest import read_stage_manifest
 from gristmill.pipelines.ablate import run_ablation
 from gristmill.pipelines.ablate_spec import load_ablation
 from gristmill.train.run import load_run
 from tests.demo import demo_docs
-from tests.pipelines.test_ablate import ABLATE, DEDUP
+from tests.pipelines.pipeline_files import ABLATE, DEDUP
 
 FRACTION = 0.25
 
@@ -58,11 +58,11 @@ def test_carved_set_is_the_hashed_ids_and_counts_reconcile(carved):
     assert [e["id"] for e in index["documents"]] == [d["id"] for d in held]
     for e, d in zip(index["documents"], held):
         assert (abl.heldout / e["file"]).read_text(encoding="utf-8") == d["text"][:1500]
-    ingest = read_manifest(abl.arms["raw"].layout.dir("ingest"))
-    c = ingest["counts"]
-    assert c["removed"] == {"heldout": len(held)}
-    assert c["in"] == c["kept"] + sum(c["removed"].values()) == len(held) + len(kept)
-    assert ingest["config"]["heldout_fraction"] == FRACTION
+    ingest = read_stage_manifest(abl.arms["raw"].layout.dir("ingest"))
+    c = ingest.counts
+    assert c.removed == {"heldout": len(held)}
+    assert c.n_in == c.kept + c.n_removed == len(held) + len(kept)
+    assert ingest.config["heldout_fraction"] == FRACTION
     assert f"held-out text: {len(held)} documents carved out of the raw input into {abl.heldout}" in said
 
 

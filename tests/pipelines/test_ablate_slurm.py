@@ -4,7 +4,6 @@ a measuring job after every training; checked with bash -n and a stand-in sbatch
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,23 +14,11 @@ from gristmill.cli import cli
 from gristmill.infra.slurm_jobs import read_jobs
 from gristmill.pipelines.ablate_slurm import submit_ablation
 from gristmill.pipelines.ablate_spec import load_ablation
-from tests.pipelines.test_ablate import _write
-
-
-@pytest.fixture
-def fake_sbatch(tmp_path, monkeypatch):
-    """An sbatch that prints job ids 101, 102, ... and records each call's arguments."""
-    bin_dir, calls = tmp_path / "bin", tmp_path / "sbatch-calls"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(
-        f'#!/bin/bash\necho "$*" >> {calls}\necho $(( 100 + $(wc -l < {calls}) ))\n')
-    (bin_dir / "sbatch").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return calls
+from tests.pipelines.pipeline_files import write_ablation
 
 
 def test_each_arm_trains_in_its_own_job_after_its_data(tmp_path, fake_sbatch):
-    abl = load_ablation(_write(tmp_path))
+    abl = load_ablation(write_ablation(tmp_path))
     said: list[str] = []
     jobs = submit_ablation(abl, workdir=tmp_path, say=said.append)
     assert [(j.kind, j.script.name, j.job_id) for j in jobs] == [
@@ -58,7 +45,7 @@ def test_each_arm_trains_in_its_own_job_after_its_data(tmp_path, fake_sbatch):
 
 
 def test_arm_data_only_runs_that_arms_data_stages(tmp_path):
-    p = _write(tmp_path)
+    p = write_ablation(tmp_path)
     r = CliRunner().invoke(cli, ["ablate", str(p), "--arm", "dedup", "--data-only", "--workers", "1"])
     assert r.exit_code == 0, r.output
     dedup = load_ablation(p).arms["dedup"].layout
@@ -73,7 +60,7 @@ def test_arm_data_only_runs_that_arms_data_stages(tmp_path):
 
 
 def test_dry_run_writes_scripts_and_submits_nothing(tmp_path, fake_sbatch):
-    r = CliRunner().invoke(cli, ["ablate", str(_write(tmp_path)), "--slurm", "--dry-run", "--json"])
+    r = CliRunner().invoke(cli, ["ablate", str(write_ablation(tmp_path)), "--slurm", "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
     jobs = json.loads(r.stdout)["jobs"]
     assert [j["job_id"] for j in jobs] == [None] * 5 and not fake_sbatch.exists()

@@ -8,15 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.pipelines import registry
 from tests.expect import one_line_error
-from tests.pipelines.fakes import FAKE_STAGES
-from tests.pipelines.test_runner import write_pipeline
+from tests.pipelines.fakes import FAKE_STAGES, write_pipeline
 
-
-@pytest.fixture(autouse=True)
-def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "STAGES", FAKE_STAGES)
+pytestmark = pytest.mark.usefixtures("fake_registry")
 
 
 def invoke(*args: str):

@@ -22,50 +22,13 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
-from gristmill.manifest import read_manifest
+from gristmill.formats.stage_manifest import read_stage_manifest
 from gristmill.pipelines.cli import DEMO_PIPELINE
+from tests.pipelines.pipeline_files import DATA_STAGES, REDUCED, digests
 
 pytestmark = pytest.mark.slow
 
 CORPUS = Path(__file__).resolve().parents[2] / "gristmill" / "data" / "demo" / "demo-corpus.jsonl.gz"
-DATA_STAGES = ("01-ingest", "03-dedup", "04-tokenizer", "05-shards")
-
-REDUCED = """\
-[pipeline]
-root = "{root}"
-inputs = ["{corpus}"]
-stages = ["ingest", "dedup", "tokenizer", "shards", "train"]
-
-[tokenizer]
-vocab_size = 512
-
-[shards]
-val_fraction = 0.1
-
-[train]
-model = "tiny"
-seq_len = 64
-batch_tokens = 512
-max_steps = 40
-
-[train.data]
-val_windows = 4
-
-[train.checkpoint]
-every = 10
-keep = 2
-
-[train.logging]
-log_every = 10
-val_every = 20
-
-[train.parallel]
-device = "cpu"
-threads = 1
-
-[cluster]
-workers = 2
-"""
 
 
 def pipeline(tmp: Path, corpus: Path, name: str = "p.toml") -> Path:
@@ -76,16 +39,6 @@ def pipeline(tmp: Path, corpus: Path, name: str = "p.toml") -> Path:
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, ["-q", *args], catch_exceptions=False)
-
-
-def digests(root: Path, stages: tuple[str, ...]) -> dict[str, str]:
-    """sha256 of every output file of ``stages`` (manifests aside: they hold paths and times)."""
-    out = {}
-    for stage in stages:
-        for f in sorted((root / stage).rglob("*")):
-            if f.is_file() and f.name != "manifest.json":
-                out[f.relative_to(root).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
 
 
 def train_summary(run: Path) -> dict[str, object]:
@@ -179,10 +132,10 @@ def test_sigkill_anywhere_then_rerun_gives_identical_outputs(tmp_path, pipeline_
     out = tmp_path / "out"
     # 1) during the data stages: the tokenizer has not finished yet
     _kill_when(p, lambda: (out / "03-dedup").exists(), "dedup to start")
-    assert read_manifest(out / "05-shards") is None
+    assert read_stage_manifest(out / "05-shards") is None
     # 2) during training, right after a checkpoint
     _kill_when(p, lambda: (out / "06-train" / "checkpoints" / "step-0000010").is_dir(), "a checkpoint")
-    assert read_manifest(out / "06-train") is None
+    assert read_stage_manifest(out / "06-train") is None
     r = invoke("status", str(p), "--json")
     assert {s["stage"]: s["status"] for s in json.loads(r.stdout)["stages"]}["train"] == "interrupted"
     r = invoke("run", str(p))

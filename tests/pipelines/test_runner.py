@@ -10,28 +10,7 @@ import pytest
 from gristmill.errors import GristmillError
 from gristmill.pipelines.runner import plan, run_pipeline, stage_state
 from gristmill.pipelines.spec import load_pipeline
-from tests.pipelines.fakes import FAKE_STAGES
-
-TOML = """\
-[pipeline]
-root = "out"
-inputs = ["in"]
-
-[read]
-min_chars = {min_chars}
-
-[case]
-upper = {upper}
-"""
-
-
-def write_pipeline(tmp: Path, *, min_chars: int = 2, upper: str = "true") -> Path:
-    (tmp / "in").mkdir(exist_ok=True)
-    if not (tmp / "in" / "a.txt").exists():
-        (tmp / "in" / "a.txt").write_text("to be or not\nx\nto be that is\n")
-    p = tmp / "p.toml"
-    p.write_text(TOML.format(min_chars=min_chars, upper=upper))
-    return p
+from tests.pipelines.fakes import FAKE_STAGES, write_pipeline
 
 
 def load(path: Path):

@@ -13,11 +13,6 @@ from gristmill.cli import cli
 from tests.tokenizer.shards_fixtures import make_docs, make_tokenizer, write_docs
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (hidden ones too) with its bytes: what must survive."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture
 def invoke() -> Callable[..., Result]:
     """Run the real CLI in-process: ``invoke("corpus", "ingest", ...)``."""

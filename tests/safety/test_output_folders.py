@@ -14,8 +14,7 @@ from gristmill.errors import GristmillError
 from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
 from gristmill.manifest import MANIFEST, Counts
 from gristmill.stage import StageRun
-from tests.expect import one_line_error
-from tests.safety.conftest import snapshot
+from tests.expect import one_line_error, snapshot
 
 
 def _refused(r, folder: Path, why: str) -> None:

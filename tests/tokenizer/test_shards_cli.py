@@ -9,13 +9,13 @@ from click.testing import CliRunner
 
 from gristmill.cli import cli
 from tests.expect import one_line_error
-from tests.tokenizer.shards_fixtures import make_docs, make_tokenizer, write_docs
+from tests.tokenizer.shards_fixtures import make_docs, write_docs
 
 
 @pytest.fixture
-def inputs(tmp_path):
+def inputs(tmp_path, gen_tokenizer):
     write_docs(tmp_path / "in", make_docs(60, seed=8))
-    return tmp_path / "in", make_tokenizer(tmp_path / "tok" / "tokenizer.json")
+    return tmp_path / "in", gen_tokenizer
 
 
 def run(*args):

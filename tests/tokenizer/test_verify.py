@@ -14,16 +14,15 @@ from gristmill.manifest import atomic_write_json, sha256_file
 from gristmill.stage import Runtime
 from gristmill.tokenize.shard_assembly import shard_schema
 from gristmill.tokenize.shards import ShardsConfig, write_shards
-from tests.tokenizer.shards_fixtures import make_docs, make_tokenizer, write_docs
+from tests.tokenizer.shards_fixtures import make_docs, write_docs
 
 
 @pytest.fixture(scope="module")
-def shards_dir(tmp_path_factory):
+def shards_dir(tmp_path_factory, gen_tokenizer):
     d = tmp_path_factory.mktemp("verify")
     write_docs(d / "in", make_docs(150, seed=4), row_group=50)
-    tok = make_tokenizer(d / "tokenizer.json")
-    write_shards(d / "in", tok, d / "out", ShardsConfig(shard_tokens=1200, val_fraction=0.1,
-                                                        format="megatron"), Runtime(workers=1))
+    cfg = ShardsConfig(shard_tokens=1200, val_fraction=0.1, format="megatron")
+    write_shards(d / "in", gen_tokenizer, d / "out", cfg, Runtime(workers=1))
     return d / "out"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION
 from tests.demo import demo_texts
 
 EOS = "<|endoftext|>"
@@ -45,7 +46,7 @@ def write_shards(out: Path, train_docs: list[list[int]], val_docs: list[list[int
             shards.append({"file": name, "split": split, "docs": len(part),
                            "tokens": sum(len(d) for d in part), "bytes": len(data),
                            "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"stage": "shards", "format": "gristmill-shards", "format_version": 1,
+    manifest = {"stage": "shards", "format": FORMAT, "format_version": FORMAT_VERSION,
                 "tokenizer_sha256": hashlib.sha256((out / "tokenizer.json").read_bytes()).hexdigest(),
                 "vocab_size": vocab_size, "eos_id": eos_id, "dtype": str(dtype), "shards": shards,
                 "totals": totals}
