@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.slurmkit import REPO, env
+from tests.train.ddp_runs import DIST_TOML, assert_same_run
 from tests.train.shardkit import random_shards
-from tests.train.test_distributed import TOML, _assert_same
 
 pytestmark = pytest.mark.cluster
 
@@ -32,7 +32,7 @@ def _free_port() -> int:
 def test_two_torchrun_agents_match_one_process_and_the_checkpoint_resumes_on_one_node(tmp_path):
     shards = random_shards(tmp_path / "shards", n_docs=150, seed=3)
     toml = tmp_path / "t.toml"
-    toml.write_text(TOML)
+    toml.write_text(DIST_TOML)
     ref = tmp_path / "ref"
     subprocess.run([sys.executable, *_train(shards, ref, toml, "--micro-batch", "8")], env=env(), cwd=REPO,
                    check=True, capture_output=True, timeout=300)
@@ -45,7 +45,7 @@ def test_two_torchrun_agents_match_one_process_and_the_checkpoint_resumes_on_one
                               text=True) for _ in range(2)]
     outputs = [n.communicate(timeout=300)[0] for n in nodes]
     assert [n.returncode for n in nodes] == [0, 0], "\n----\n".join(o[-3000:] for o in outputs)
-    _assert_same(ref, run)
+    assert_same_run(ref, run)
     assert {p.name for p in (run / "checkpoints" / "step-0000003").glob("*.distcp")} == {"__0_0.distcp",
                                                                                           "__1_0.distcp"}
     resumed = tmp_path / "on-one-node"
@@ -54,4 +54,4 @@ def test_two_torchrun_agents_match_one_process_and_the_checkpoint_resumes_on_one
     (resumed / "manifest.json").unlink()
     subprocess.run([sys.executable, *_train(shards, resumed, toml, "--micro-batch", "8", "--resume")],
                    env=env(), cwd=REPO, check=True, capture_output=True, timeout=300)
-    _assert_same(ref, resumed)
+    assert_same_run(ref, resumed)

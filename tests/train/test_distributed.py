@@ -9,30 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from gristmill.errors import ConfigError
-from gristmill.formats.run_metrics import TrainRecord, read_metrics
 from gristmill.stage import Runtime
 from gristmill.train.config import ParallelConfig, TrainConfig
 from gristmill.train.trainer import train
+from tests.train.ddp_runs import DIST_TOML, assert_same_run
 from tests.train.shardkit import random_shards
-
-TOML = """
-[train]
-seq_len = 16
-batch_tokens = 256
-max_steps = 6
-[train.optim]
-lr = 0.01
-[train.parallel]
-threads = 1
-[train.checkpoint]
-every = 3
-[train.logging]
-val_every = 3
-"""
 
 
 def _run(shards: Path, run: Path, toml: Path, nproc: int, *extra: str) -> None:
@@ -45,27 +28,12 @@ def _run(shards: Path, run: Path, toml: Path, nproc: int, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def _records(run: Path) -> list[tuple[int, float]]:
-    return [(r.step, r.loss if isinstance(r, TrainRecord) else r.val_loss) for r in read_metrics(run)]
-
-
-def _assert_same(a: Path, b: Path) -> None:
-    ra, rb = _records(a), _records(b)
-    assert [s for s, _ in ra] == [s for s, _ in rb] and len(ra) == 8
-    assert [x for _, x in ra] == pytest.approx([x for _, x in rb], rel=2e-5, abs=1e-6)
-    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        # Adam turns reduction-order noise in near-zero gradients into updates up to ~lr
-        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     shards = random_shards(root / "shards", n_docs=150, seed=3)
     toml = root / "t.toml"
-    toml.write_text(TOML)
+    toml.write_text(DIST_TOML)
     ref = root / "ref"
     _run(shards, ref, toml, 1, "--micro-batch", "8")  # 1 process, 2 accumulation steps
     return root, shards, toml, ref
@@ -77,7 +45,7 @@ def test_two_ranks_match_one_process_and_resume_on_one(setup, strategy, micro):
     root, shards, toml, ref = setup
     run = root / strategy
     _run(shards, run, toml, 2, "--strategy", strategy, "--micro-batch", micro)
-    _assert_same(ref, run)
+    assert_same_run(ref, run)
     assert {p.name for p in (run / "checkpoints" / "step-0000003").glob("*.distcp")} == {"__0_0.distcp",
                                                                                           "__1_0.distcp"}
     # the 2-rank checkpoint of step 3 continues on 1 process, with another accumulation split
@@ -86,7 +54,7 @@ def test_two_ranks_match_one_process_and_resume_on_one(setup, strategy, micro):
     shutil.rmtree(resumed / "checkpoints" / "step-0000006")
     (resumed / "manifest.json").unlink()
     _run(shards, resumed, toml, 1, "--micro-batch", "2", "--resume")
-    _assert_same(ref, resumed)
+    assert_same_run(ref, resumed)
 
 
 def test_fsdp_without_torchrun_is_a_config_error(tmp_path):
