@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from gristmill.errors import InputError
-from gristmill.formats.shard_manifest import ShardManifest, check_tokenizer, read_shard_manifest
+from gristmill.formats.shard_manifest import ShardEntry, ShardManifest, check_tokenizer, read_shard_manifest
 from gristmill.train.prefetch import prefetch
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,8 @@ def open_source(name: str, path: Path) -> ShardSource:
     path = Path(path)
     manifest = read_shard_manifest(path)
     check_tokenizer(manifest)
+    for entry in manifest.shards:
+        _check_shard_size(entry, manifest)
     train_files, val_files = manifest.files("train"), manifest.files("val")
     if not train_files:
         raise InputError(f"{path}: the manifest lists no train shard")
@@ -211,6 +213,31 @@ def open_source(name: str, path: Path) -> ShardSource:
     log.info("%s: %s train tokens, %s val tokens (memory-mapped)", name, f"{train.n_tokens:,}",
              f"{val.n_tokens:,}" if val else 0)
     return ShardSource(name=name, path=path, manifest=manifest, train=train, val=val)
+
+
+def _check_shard_size(entry: ShardEntry, manifest: ShardManifest) -> None:
+    """The shard holds the documents and tokens its manifest entry lists, or training stops here.
+
+    A shard swapped for another valid one (a shorter one, say) would otherwise train silently.
+    Cheap: only row counts and list offsets of the memory-mapped stream are read; a swap of the
+    same size is what ``shards verify`` (sha256) catches. A file that cannot be read this way is
+    left to :class:`TokenStream`, which says what is wrong with it.
+    """
+    path = entry.path(manifest.directory)
+    docs = tokens = 0
+    try:
+        with pa.memory_map(str(path), "r") as mm:
+            for batch in pa.ipc.open_stream(mm):
+                ids = batch.column("input_ids")
+                docs += batch.num_rows
+                if len(ids):
+                    tokens += ids.offsets[-1].as_py() - ids.offsets[0].as_py()
+    except (OSError, KeyError, AttributeError, pa.ArrowException):
+        return
+    if (docs, tokens) != (entry.docs, entry.tokens):
+        raise InputError(f"{path} holds {docs:,} documents and {tokens:,} tokens, but its manifest lists "
+                         f"{entry.docs:,} and {entry.tokens:,}: the shard was replaced or damaged after "
+                         "`shards write`; write the shards again")
 
 
 class MixtureSampler:

@@ -12,6 +12,7 @@ import pytest
 from gristmill.errors import InputError
 from gristmill.formats.shard_manifest import ShardManifestError, dtype_for, read_shard_manifest
 from gristmill.train.loader import open_source
+from tests.expect import one_line_error
 from tests.tokenizer.shards_fixtures import EOS, make_docs, make_tokenizer, write_docs
 from tests.train.shardkit import random_shards
 
@@ -153,3 +154,17 @@ def test_generate_refuses_a_run_whose_tokenizer_was_swapped(invoke, tmp_path):
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
     line = _error_line(r)
     assert str(run / "tokenizer.json") in line and "sha256 differs from the one" in line
+
+
+def test_train_refuses_a_shard_swapped_for_a_shorter_valid_one(invoke, shards, tmp_path):
+    other = random_shards(tmp_path / "other", n_docs=20, vocab_size=300, seed=5)  # same tokenizer, fewer docs
+    [entry] = [e for e in json.loads((shards / "manifest.json").read_text())["shards"] if e["split"] == "train"]
+    swapped = shards / entry["file"]
+    swapped.write_bytes((other / entry["file"]).read_bytes())
+    with pytest.raises(InputError, match=f"holds 20 documents and .* tokens, but its manifest lists 40 and "
+                                         f"{entry['tokens']:,}: the shard was replaced or damaged"):
+        open_source("s", shards)
+    r = invoke("train", "--data", shards, "-o", tmp_path / "run", "--model", "tiny", "--seq-len", "8",
+               "--batch-tokens", "16", "--max-steps", "1", "--device", "cpu")
+    one_line_error(r, 2, str(swapped), "but its manifest lists 40 and")
+    assert not (tmp_path / "run" / "manifest.json").exists()
