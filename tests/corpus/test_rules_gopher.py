@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gristmill.corpus.rules.gopher import (GopherQualityConfig, GopherRepetitionConfig, gopher_quality,
-                                           gopher_repetition)
-from gristmill.corpus.rules.text_stats import TextStats
+from gristmill.corpus.rules.gopher import (GopherQualityConfig, GopherRepetitionConfig, _NgramScan,
+                                           gopher_quality, gopher_repetition)
+from gristmill.corpus.rules.text_stats import LINE_RE, PARAGRAPH_RE, TextStats, duplicates
 
 # Distinct filler words (4-6 letters, no stop words), so mean length and counts are predictable.
 FILLER = [f"{a}{b}{c}{d}" for a in "bcdfg" for b in "aeiou" for c in "lmnrs" for d in "kpt"]
@@ -167,18 +168,89 @@ def test_alpha_ratio_punctuation_mode_matches_spacy_style_counting() -> None:
 # ------------------------------------------------ skipping sizes above a non-repeating n-gram
 
 
-def _repetition_reference(stats, cfg):  # type: ignore[no-untyped-def]
-    """Every n-gram size measured (no shortcut), as gopher_repetition did before it skipped."""
-    from gristmill.corpus.rules.gopher import _dup_ngram_char_frac, _top_ngram_char_frac
+def _top_reference(stats: TextStats, n: int) -> float:
+    """The most frequent n-gram's characters, measured on every n-gram with np.unique."""
+    hashes = stats.ngram_hashes(n)
+    if hashes.size < 2:
+        return 0.0
+    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    top = int(counts.max())
+    if top < 2:
+        return 0.0
+    starts = first[counts == top]
+    cum = np.concatenate(([0], np.cumsum(stats.word_lengths)))
+    return int((cum[starts + n] - cum[starts]).max()) * top / stats.word_chars
 
+
+def _dup_reference(stats: TextStats, n: int) -> float:
+    """Characters in repeats of earlier n-grams, measured on every n-gram with np.unique."""
+    hashes = stats.ngram_hashes(n)
+    if hashes.size < 2:
+        return 0.0
+    _, first_idx, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    repeats = np.flatnonzero(first_idx[inverse] != np.arange(hashes.size))
+    chars, next_free = 0, 0
+    for pos in repeats.tolist():
+        if pos >= next_free:
+            chars += int(stats.word_lengths[pos:pos + n].sum())
+            next_free = pos + n
+    return chars / stats.word_chars
+
+
+def _repetition_reference(stats, cfg):  # type: ignore[no-untyped-def]
+    """Every n-gram size measured on all its n-grams (no shortcut), as gopher_repetition did
+    before it skipped sizes and hashed only where a shorter n-gram repeats."""
     out = []
     for n, limit in zip(cfg.top_ngram_sizes, cfg.top_ngram_max_char_frac):
-        if (frac := _top_ngram_char_frac(stats, n)) > limit:
+        if (frac := _top_reference(stats, n)) > limit:
             out.append((f"gopher_top_{n}gram", f"top_{n}gram_chars={frac:.3f} > {limit}"))
     for n, limit in zip(cfg.dup_ngram_sizes, cfg.dup_ngram_max_char_frac):
-        if (frac := _dup_ngram_char_frac(stats, n)) > limit:
+        if (frac := _dup_reference(stats, n)) > limit:
             out.append((f"gopher_dup_{n}gram", f"dup_{n}gram_chars={frac:.3f} > {limit}"))
     return out
+
+
+def _measured(stats: TextStats, cfg: GopherRepetitionConfig) -> list[float]:
+    scan = _NgramScan(stats)
+    return ([scan.top_char_frac(n) for n in cfg.top_ngram_sizes]
+            + [scan.dup_char_frac(n) for n in cfg.dup_ngram_sizes])
+
+
+# Texts over a few words, so n-grams of every size repeat, overlap and tie.
+_FEW_WORDS = st.lists(st.sampled_from(["a", "b", "cc", "ddd", "a.", "\n", "\n\n"]), max_size=120).map(" ".join)
+# Sizes in any order (a profile may list them so), repeated sizes included.
+_SIZES = st.lists(st.integers(1, 10), min_size=1, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FEW_WORDS, _SIZES, _SIZES)
+def test_ngram_fractions_match_measuring_every_ngram(text: str, top: list[int], dup: list[int]) -> None:
+    cfg = GopherRepetitionConfig(top_ngram_sizes=tuple(top), top_ngram_max_char_frac=(0.5,) * len(top),
+                                 dup_ngram_sizes=tuple(dup), dup_ngram_max_char_frac=(0.5,) * len(dup))
+    stats = TextStats(text)
+    if stats.word_chars == 0:
+        return
+    want = [_top_reference(stats, n) for n in top] + [_dup_reference(stats, n) for n in dup]
+    assert _measured(stats, cfg) == want
+
+
+_LINES = st.text(alphabet=st.sampled_from(list("ab \t\n\r")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_LINES)
+def test_line_and_paragraph_pieces_are_the_regex_splits(text: str) -> None:
+    stats = TextStats(text)
+    assert sorted(stats.line_pieces) == sorted(LINE_RE.split(text))
+    assert stats.paragraphs == PARAGRAPH_RE.split(text.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "b", "ab", "abc"]), max_size=30))
+def test_duplicates_counts_later_copies_and_their_characters(items: list[str]) -> None:
+    seen: set[str] = set()
+    later = [x for x in items if x in seen or seen.add(x)]  # type: ignore[func-returns-value]
+    assert duplicates(items) == (len(later), sum(map(len, later)))
 
 
 def test_ngram_shortcut_gives_the_same_failures_on_demo_and_built_texts() -> None:

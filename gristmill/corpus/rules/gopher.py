@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gristmill.corpus.rules import Failure
-from gristmill.corpus.rules.text_stats import LINE_RE, MAX_NGRAM, PARAGRAPH_RE, TextStats, duplicates
+from gristmill.corpus.rules.text_stats import MAX_NGRAM, TextStats, duplicates
 
 BULLETS = ("•", "-", "*", "‣", "◦", "●", "▪", "–", "·")
 ELLIPSES = ("...", "…")
@@ -164,8 +164,8 @@ def gopher_repetition(stats: TextStats, cfg: GopherRepetitionConfig, *,
         return not all_reasons
 
     for unit, parts, max_frac, max_char in (
-            ("para", PARAGRAPH_RE.split(text.strip()), cfg.max_dup_para_frac, cfg.max_dup_para_char_frac),
-            ("line", LINE_RE.split(text), cfg.max_dup_line_frac, cfg.max_dup_line_char_frac)):
+            ("para", stats.paragraphs, cfg.max_dup_para_frac, cfg.max_dup_para_char_frac),
+            ("line", stats.line_pieces, cfg.max_dup_line_frac, cfg.max_dup_line_char_frac)):
         n_dup, chars = duplicates(parts)
         frac = n_dup / len(parts)
         if frac > max_frac and fail(f"gopher_dup_{unit}_frac", f"dup_{unit}s={frac:.3f} > {max_frac}"):
@@ -176,62 +176,119 @@ def gopher_repetition(stats: TextStats, cfg: GopherRepetitionConfig, *,
             return out
     if stats.word_chars == 0:
         return out
-    # Both fractions are 0 exactly when no n-gram repeats; then no longer n-gram repeats
-    # either (it would contain a repeated n-gram), so those sizes are 0 without hashing.
-    # Two thirds of real documents have no repeated 5-gram, so most skip five of six sizes.
-    no_repeat_from = MAX_NGRAM + 1
+    scan = _NgramScan(stats)
     for n, limit in zip(cfg.top_ngram_sizes, cfg.top_ngram_max_char_frac):
-        frac = _top_ngram_char_frac(stats, n) if n < no_repeat_from else 0.0
-        if frac == 0.0:
-            no_repeat_from = min(no_repeat_from, n)
+        frac = scan.top_char_frac(n)
         if frac > limit and fail(f"gopher_top_{n}gram", f"top_{n}gram_chars={frac:.3f} > {limit}"):
             return out
     for n, limit in zip(cfg.dup_ngram_sizes, cfg.dup_ngram_max_char_frac):
-        frac = _dup_ngram_char_frac(stats, n) if n < no_repeat_from else 0.0
-        if frac == 0.0:
-            no_repeat_from = min(no_repeat_from, n)
+        frac = scan.dup_char_frac(n)
         if frac > limit and fail(f"gopher_dup_{n}gram", f"dup_{n}gram_chars={frac:.3f} > {limit}"):
             return out
     return out
 
 
-def _top_ngram_char_frac(stats: TextStats, n: int) -> float:
-    """Characters covered by all occurrences of the most frequent n-gram (if it repeats).
+_EMPTY = np.empty(0, dtype=np.int64)
 
-    Among equally frequent n-grams the longest counts, so the result does not depend on
-    hash order (Python's string hashes differ between processes).
+
+@dataclass(frozen=True, slots=True)
+class _Repeats:
+    """The word n-grams of one size that occur more than once in a text."""
+
+    starts: np.ndarray  # where every occurrence of one starts, ascending
+    top: int  # occurrences of the most frequent one; 0 when none repeats
+    top_first: np.ndarray  # where each n-gram occurring ``top`` times first starts
+    later: np.ndarray  # where the occurrences after the first start, ascending
+
+
+_NO_REPEATS = _Repeats(_EMPTY, 0, _EMPTY, _EMPTY)
+
+
+class _NgramScan:
+    """Repeated n-grams of one text, size by size, hashing only where one can be.
+
+    An n-gram that repeats starts where its (n-1)-word prefix repeats, so once a size is
+    measured, larger sizes hash only the starts of its repeats (on real text a few percent
+    of the words past n=4), and none at all after a size with no repeat. Equal n-grams
+    always have equal hashes; different ones collide with probability ~2**-64.
     """
-    hashes = stats.ngram_hashes(n)
-    if hashes.size < 2:
-        return 0.0
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+
+    def __init__(self, stats: TextStats) -> None:
+        self.stats = stats
+        self.size = 0  # the largest size measured so far; ``within`` holds its repeats' starts
+        self.within: np.ndarray | None = None
+        self._offsets: list[int] | None = None
+
+    def repeats(self, n: int) -> _Repeats:
+        r = _repeats(self.stats, n, self.within if self.size <= n else None)
+        if n >= self.size:
+            self.size, self.within = n, r.starts
+        return r
+
+    def offsets(self) -> list[int]:
+        """Characters of words before word i, for i in 0..n_words (Python ints, for the scan)."""
+        if self._offsets is None:
+            self._offsets = [0, *np.cumsum(self.stats.word_lengths).tolist()]
+        return self._offsets
+
+    def top_char_frac(self, n: int) -> float:
+        """Characters covered by all occurrences of the most frequent n-gram (if it repeats).
+
+        Among equally frequent n-grams the longest counts, so the result does not depend on
+        hash order (Python's string hashes differ between processes).
+        """
+        r = self.repeats(n)
+        if r.top < 2:
+            return 0.0
+        off = self.offsets()
+        chars = max(off[s + n] - off[s] for s in r.top_first.tolist())
+        return chars * r.top / self.stats.word_chars
+
+    def dup_char_frac(self, n: int) -> float:
+        """Characters in repeated n-grams (occurrences after the first), overlaps counted once.
+
+        Scanning left to right, an n-gram seen before adds its words' characters and the
+        scan jumps past it, so one repeated passage is not counted n times.
+        """
+        r = self.repeats(n)
+        if r.later.size == 0:
+            return 0.0
+        off = self.offsets()
+        chars, next_free = 0, 0
+        for pos in r.later.tolist():
+            if pos >= next_free:
+                chars += off[pos + n] - off[pos]
+                next_free = pos + n
+        return chars / self.stats.word_chars
+
+
+def _repeats(stats: TextStats, n: int, within: np.ndarray | None) -> _Repeats:
+    """The repeated n-grams, looked for among all starts or only those in ``within`` (ascending)."""
+    count = stats.n_words - n + 1
+    if within is None:
+        at = None
+        starts = np.arange(max(count, 0))
+    else:
+        starts = at = within[:np.searchsorted(within, count)]
+    if starts.size < 2:
+        return _NO_REPEATS
+    hashes = stats.ngram_hashes(n, at)
+    order = np.argsort(hashes)  # ties in any order: first starts are taken by minimum below
+    ordered = hashes[order]
+    new = np.empty(ordered.size, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    groups = np.flatnonzero(new)
+    if groups.size == ordered.size:
+        return _NO_REPEATS
+    counts = np.empty_like(groups)  # group sizes (np.diff's Python wrapper costs more than this)
+    counts[:-1] = groups[1:] - groups[:-1]
+    counts[-1] = ordered.size - groups[-1]
+    by_hash = starts[order]
+    first = np.minimum.reduceat(by_hash, groups)
+    repeated = counts >= 2
+    members = np.sort(by_hash[np.repeat(repeated, counts)])
+    later = np.ones(members.size, dtype=bool)
+    later[np.searchsorted(members, first[repeated])] = False
     top = int(counts.max())
-    if top < 2:
-        return 0.0
-    starts = first[counts == top]
-    # Characters of each tied n-gram: cumulative word lengths over its n words.
-    cum = np.concatenate(([0], np.cumsum(stats.word_lengths)))
-    chars = int((cum[starts + n] - cum[starts]).max())
-    return chars * top / stats.word_chars
-
-
-def _dup_ngram_char_frac(stats: TextStats, n: int) -> float:
-    """Characters in repeated n-grams (occurrences after the first), overlaps counted once.
-
-    Scanning left to right, an n-gram seen before adds its words' characters and the
-    scan jumps past it, so one repeated passage is not counted n times.
-    """
-    hashes = stats.ngram_hashes(n)
-    if hashes.size < 2:
-        return 0.0
-    _, first_idx, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    repeats = np.flatnonzero(first_idx[inverse] != np.arange(hashes.size))
-    if repeats.size == 0:
-        return 0.0
-    lengths = stats.word_lengths
-    chars, next_free = 0, 0
-    for pos in repeats.tolist():
-        if pos >= next_free:
-            chars += int(lengths[pos:pos + n].sum())
-            next_free = pos + n
-    return chars / stats.word_chars
+    return _Repeats(members, top, first[counts == top], members[later])
