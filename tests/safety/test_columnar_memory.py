@@ -2,7 +2,7 @@
 
 A Parquet row group and an Arrow IPC batch (stream and file) hold 1,000 normal rows around one
 ~200 MiB text cell. A child process runs the worker code on each and reports its peak RSS
-(VmHWM, as ``test_ingest_memory.py`` does); a child ingesting only the normal rows gives the
+(VmHWM, through ``memkit.ingest_in_child``); a child ingesting only the normal rows gives the
 baseline. The big cell must be ``record_too_large`` (size, field, row), every other row kept,
 and the counts reconcile.
 
@@ -16,9 +16,6 @@ encoding); what is bounded there is that no Python copy and no whole row group i
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,33 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from gristmill.corpus.documents import REMOVED_DIR
+from tests.safety.memkit import MiB, ingest_in_child
 
-MiB = 1 << 20
 BIG = 200 * MiB
 LIMIT = 32 * MiB  # the default max_record_bytes
 AT = 500  # row of the big cell
-
-CHILD = """
-import json, sys
-from pathlib import Path
-from gristmill.corpus.ingest import IngestConfig, ingest_unit, plan
-from gristmill.manifest import Counts
-
-cfg = IngestConfig()  # the default max_record_bytes
-units, _ = plan([Path(p) for p in sys.argv[2:]], cfg.chunk_bytes)
-counts = Counts()
-for i, unit in enumerate(units):
-    counts.merge(ingest_unit(i, unit, cfg, sys.argv[1]).counts)
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"counts": counts.as_dict(), "maxrss": hwm * 1024}))
-"""
-
-
-def _ingest_in_child(out: Path, src: Path) -> dict:
-    child = subprocess.run([sys.executable, "-c", CHILD, str(out), str(src)], capture_output=True, text=True,
-                           check=False)
-    assert child.returncode == 0, child.stderr[-3000:]
-    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +50,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> int:
-    got = _ingest_in_child(tmp_path_factory.mktemp("base") / "o", inputs / "small")
+    got = ingest_in_child(tmp_path_factory.mktemp("base") / "o", inputs / "small")
     assert got["counts"] == {"in": 1000, "kept": 1000, "removed": {}}
     return got["maxrss"]
 
@@ -88,7 +63,7 @@ def baseline(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> int:
 def test_a_huge_cell_is_removed_without_holding_it(inputs: Path, baseline: int, tmp_path: Path, kind: str,
                                                    origin: str, extra: int) -> None:
     out = tmp_path / "o"
-    got = _ingest_in_child(out, inputs / kind)
+    got = ingest_in_child(out, inputs / kind)
     assert got["counts"] == {"in": 1001, "kept": 1000, "removed": {"record_too_large": 1}}
     assert got["maxrss"] < baseline + extra, \
         f"peak RSS {got['maxrss'] / MiB:.0f} MiB, baseline {baseline / MiB:.0f} MiB"

@@ -11,45 +11,20 @@ taking the (shared) machine's memory first and failing the RSS check afterwards.
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from gristmill.corpus.documents import REMOVED_DIR
+from tests.safety.memkit import MiB, ingest_in_child
 
-MiB = 1 << 20
 BOMB = 1024 * MiB
 BIG_LINE = 300 * MiB
 RSS_BOUND = 600 * MiB  # interpreter + pyarrow + one 32 MiB record, with room; the inputs are > 1.3 GB
 # Virtual, not resident: generous (the child maps ~0.35 GiB of it after its imports, allocators
 # reserve more), yet below what reading the bomb whole would take.
 AS_LIMIT = 3 * 1024 * MiB
-
-CHILD = """
-import json, sys
-from pathlib import Path
-from gristmill.corpus.ingest import IngestConfig, ingest_unit, plan
-from gristmill.manifest import Counts
-
-cfg = IngestConfig()  # the default max_record_bytes
-units, _ = plan([Path(p) for p in sys.argv[2:]], cfg.chunk_bytes)
-counts = Counts()
-for i, unit in enumerate(units):
-    counts.merge(ingest_unit(i, unit, cfg, sys.argv[1]).counts)
-# VmHWM, not ru_maxrss: Linux carries the forking parent's peak (a big pytest) into a child's
-# ru_maxrss across exec, while VmHWM belongs to this process's own address space.
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"counts": counts.as_dict(), "maxrss": hwm * 1024}))
-"""
-
-
-def _limit_address_space() -> None:
-    """In the child, before exec: allocations past AS_LIMIT fail (MemoryError) instead of swapping."""
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
 
 
 def _gzip(path: Path, pieces: list[tuple[bytes, int]]) -> Path:
@@ -80,10 +55,7 @@ def test_gzip_bomb_and_huge_lines_stay_in_bounded_memory(tmp_path: Path) -> None
     assert sum(p.stat().st_size for p in raw.glob("*.gz")) < 20 * MiB  # small on disk, huge expanded
 
     out = tmp_path / "tmp"
-    child = subprocess.run([sys.executable, "-c", CHILD, str(out), str(raw)], capture_output=True, text=True,
-                           check=False, preexec_fn=_limit_address_space)
-    assert child.returncode == 0, f"(address space limited to {AS_LIMIT // MiB} MiB) {child.stderr[-3000:]}"
-    got = json.loads(child.stdout.strip().splitlines()[-1])
+    got = ingest_in_child(out, raw, address_space=AS_LIMIT)
     assert got["counts"] == {"in": 1003, "kept": 1000, "removed": {"record_too_large": 3}}
     assert got["maxrss"] < RSS_BOUND, f"peak RSS {got['maxrss'] / MiB:.0f} MiB"
 
