@@ -148,3 +148,24 @@ def test_lazy_relative_and_type_checking_imports_are_seen(tmp_path, monkeypatch)
     monkeypatch.setattr(sys.modules[__name__], "PKG", pkg)
     assert sorted(n for _, n in imports(pkg / "corpus" / "x.py")) == [
         "gristmill.cli", "gristmill.pipelines.runner", "gristmill.report", "gristmill.report.figures"]
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in conftest.py fixtures or in helper modules (tests/expect.py, fakes.py, ...):
+    importing a test module would also collect its tests, and ties one test file to another's internals."""
+    root = PKG.parent
+    bad = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                last = name.split(".")[-1]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    bad.append(f"{path.relative_to(root)} (line {node.lineno}) imports {name}")
+                    break
+    assert not bad, "move what they share to a conftest.py fixture or a helper module:\n" + "\n".join(bad)
