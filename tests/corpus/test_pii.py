@@ -120,6 +120,24 @@ def test_one_pass_equals_sequential_generated(text: str, ip: bool, phone: bool) 
     assert redact(text, cfg) == _sequential(text, cfg)
 
 
+# Pieces of addresses and phone numbers glued in any order: runs of digits and separators
+# just under and over 7 characters, "+" and "(" before them, version words, letters after.
+_PIECES = st.sampled_from(["1", "12", "123", "1234", "8.8", ".8", "8.8.8.8", "10.0.0.1", "555", "4567", "+", "+44",
+                           "(", ")", "(555)", " ", "-", ".", ":", "::", "v", "version ", "a", "x", "٣", "²",
+                           "2001:db8::1", "fe80::", "\n", "\t", "_"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join), st.booleans(), st.booleans(), st.booleans())
+def test_digit_run_pre_scan_changes_nothing(text: str, ip: bool, phone: bool, private: bool) -> None:
+    cfg = PIIConfig(ip=ip, phone=phone, redact_private_ips=private)
+    assert redact(text, cfg) == _sequential(text, cfg)
+
+
 def test_pre_scan_skips_candidate_free_text() -> None:
     assert pii.ANY_CANDIDATE_RE.search("version 3.11 of the docs, 42 pages, 2021-03-04") is None
     assert pii.ANY_CANDIDATE_RE.search("ring 555.123.4567") is not None
+    # Too few digits for a phone, too short for an address: no digit run, no regex pass.
+    for text in ("+1 234", "pi 3.1416", "(55) 12", "1.2.3"):
+        assert pii.DIGIT_RUN_RE.search(text) is None
+    assert pii.DIGIT_RUN_RE.search("+44 20 7946 0958").group(0) == "44 20 7946 0958"
