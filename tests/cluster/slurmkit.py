@@ -46,6 +46,33 @@ def job_restarts(job_id: str) -> int:
     return next((int(t.split("=")[1]) for t in out.split() if t.startswith("Restarts=")), 0)
 
 
+def run_seconds(job_id: str) -> int:
+    """How long the job has run (scontrol's RunTime=[D-]HH:MM:SS)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    value = next(t.split("=")[1] for t in out.split() if t.startswith("RunTime="))
+    days, _, clock = value.rpartition("-")
+    seconds = 0
+    for part in clock.split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds + 86400 * int(days or 0)
+
+
+def training_workers(run: Path) -> list[int]:
+    """Pids of the `gristmill train -o RUN` processes that torchrun started (not torchrun, srun
+    or the batch shell, whose command lines name the run too)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        if (proc.name.isdigit() and str(run) in words and "gristmill" in words
+                and not any("torchrun" in w or w.endswith(("srun", ".sbatch", "bash", "sh")) for w in words)):
+            pids.append(int(proc.name))
+    return pids
+
+
 def wait_until(what: str, cond, *, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not cond():

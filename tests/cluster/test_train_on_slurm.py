@@ -8,6 +8,8 @@ command.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import pytest
 
 from gristmill.formats.stage_info import TrainInfo
 from gristmill.formats.stage_manifest import read_stage_manifest
-from tests.cluster.slurmkit import gristmill, job_restarts, log_lines, losses, wait_final, wait_until
+from gristmill.infra.slurm_jobs import FINAL, job_state
+from tests.cluster.slurmkit import (gristmill, job_restarts, log_lines, losses, run_seconds, training_workers,
+                                   wait_final, wait_until)
 from tests.train.shardkit import random_shards
 
 pytestmark = pytest.mark.cluster
@@ -71,12 +75,24 @@ def test_time_limit_checkpoints_requeues_and_finishes_with_the_local_losses(setu
     shards, toml, want = setup
     run = tmp_path / "run"
     job = _submit(shards, run, toml)
-    # The limit comes near while training runs, whatever the machine's load: once the job has a
-    # checkpoint, its limit drops to one minute (USR1 at slurmctld's next check, <= 30 s later,
-    # long before 4,000 steps are done). After the requeue it gets 10 minutes to finish.
+    # slurmctld checks time limits every 30 s, and an idle machine runs the 4,000 steps in about
+    # 35 s: left running, training can end before USR1 comes. So once the job has a checkpoint
+    # (its signal handler is in place), the worker is frozen with SIGSTOP and the limit cut to
+    # 40-100 s from now; Slurm's own USR1 (--signal=B:USR1@50) comes at its next check, and the
+    # worker thaws as soon as the batch shell says so, to take torchrun's SIGINT and checkpoint.
     wait_until("a first checkpoint", lambda: any((run / "checkpoints").glob("step-*")), timeout=300)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=00:01:00"], check=True)
-    wait_until("the requeue", lambda: job_restarts(job) >= 1, timeout=300)
+    workers = training_workers(run)
+    assert len(workers) == 1, workers
+    log = _log(run, job)
+    try:
+        os.kill(workers[0], signal.SIGSTOP)
+        minutes = -(-(run_seconds(job) + 40) // 60)
+        subprocess.run(["scontrol", "update", f"JobId={job}", f"TimeLimit={minutes}"], check=True)
+        wait_until("USR1 at the time limit", lambda: "gristmill: time limit near" in log.read_text(), timeout=150)
+    finally:
+        os.kill(workers[0], signal.SIGCONT)
+    wait_until("the requeue", lambda: job_restarts(job) >= 1 or job_state(job).state in FINAL, timeout=300)
+    assert job_restarts(job) >= 1, (job_state(job), log_lines(log)[-30:])
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=00:10:00"], check=True)
     st = wait_final(job, timeout=600)
     assert st.state == "COMPLETED", st
