@@ -7,13 +7,16 @@ from pathlib import Path
 from gristmill.errors import InputError
 from gristmill.manifest import atomic_write_bytes
 from gristmill.report.discover import discover
-from gristmill.report.render import render
 
 __all__ = ["build_report"]
 
 
 def build_report(root: Path, out: Path, top: int = 30) -> str:
     """Write the report for ``root`` to ``out``; returns a one-line summary of what it covers."""
+    # Imported here: render pulls in matplotlib (~0.3 s), which every other command's start
+    # would pay for through `gristmill report`'s registration.
+    from gristmill.report.render import render
+
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"directory not found: {root}")
