@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from gristmill.errors import GristmillError
 from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
+from gristmill.locks import FileLock
 from gristmill.manifest import MANIFEST, Counts
 from gristmill.stage import StageRun
 from tests.expect import one_line_error, snapshot
@@ -204,6 +206,77 @@ def test_export_force_never_replaces_a_users_folder_or_the_run(invoke, user_fold
     assert r.exit_code == 2 and "must be outside the run directory" in r.output, r.output
     assert snapshot(user_folder) == before and snapshot(run_dir) == run_before
 
+
+
+def _tiny_run() -> Path:
+    from tests.train.tiny_run import cached_tiny_run
+
+    return cached_tiny_run(steps=20)
+
+
+def test_export_builds_in_a_fresh_folder_and_a_users_tmp_export_folder_survives(invoke, tmp_path):
+    """The export used to build in OUT.tmp-export after rmtree-ing whatever had that name."""
+    from gristmill.train.export import HF_FILES  # torch: only when an export test runs
+
+    out, mine = tmp_path / "hf", tmp_path / "hf.tmp-export"
+    mine.mkdir()
+    (mine / "notes.md").write_text("# not an export\n")
+    before = snapshot(mine)
+    for force in ((), ("--force",)):  # new, then over its own earlier export
+        r = invoke("export", "hf", _tiny_run(), "-o", out, *force)
+        assert r.exit_code == 0, r.output
+    assert snapshot(mine) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(HF_FILES)
+    assert not list(tmp_path.glob(".hf.export-*"))  # the build folder was moved into place
+
+
+@pytest.mark.parametrize("kind", ["folder", "link"])
+def test_export_force_refuses_a_folder_or_link_with_an_export_files_name(invoke, tmp_path, kind):
+    """An entry named like an export's file is still the user's unless it is a plain file."""
+    out, thesis = tmp_path / "hf", tmp_path / "thesis.tex"
+    thesis.write_text("years of work\n")
+    out.mkdir()
+    (out / "tokenizer.json").write_text("{}")  # an earlier export's file: that alone would be replaced
+    if kind == "folder":
+        (out / "config.json").mkdir()
+        (out / "config.json" / "mine.txt").write_text("mine\n")
+        why = "(config.json/)"
+    else:
+        (out / "model.safetensors").symlink_to(thesis)
+        why = "(model.safetensors (a link))"
+    before = snapshot(out)
+    r = invoke("export", "hf", _tiny_run(), "-o", out, "--force")
+    one_line_error(r, 2, f"{out} holds files that are not an export {why}")
+    assert snapshot(out) == before and thesis.read_text() == "years of work\n"
+    assert (out / "config.json").is_dir() if kind == "folder" else (out / "model.safetensors").is_symlink()
+    assert not list(tmp_path.glob(".hf.export-*"))
+
+
+def test_a_second_export_to_the_same_folder_is_refused_while_one_runs(invoke, tmp_path):
+    out = tmp_path / "hf"
+    with FileLock.acquire(tmp_path / ".hf.export.lock", busy="held by the test"):
+        r = invoke("export", "hf", _tiny_run(), "-o", out)
+        one_line_error(r, 2, str(out), f"pid {os.getpid()}", "another export")
+    assert not out.exists() and not list(tmp_path.glob(".hf.export-*"))
+    assert invoke("export", "hf", _tiny_run(), "-o", out).exit_code == 0  # released: it goes ahead
+
+
+def test_a_failed_export_removes_only_its_own_build_folder(invoke, tmp_path, monkeypatch):
+    import gristmill.train.export as export
+
+    def broken(run, run_dir, tmp, dtype):
+        (tmp / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "hf"
+    r = invoke("export", "hf", _tiny_run(), "-o", out)
+    assert r.exit_code == 0, r.output
+    before = snapshot(out)
+    monkeypatch.setattr(export, "_write_export", broken)
+    r = invoke("export", "hf", _tiny_run(), "-o", out, "--force")
+    assert isinstance(r.exception, OSError) and "No space left" in str(r.exception)
+    assert snapshot(out) == before  # the earlier export is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hf.export.lock", "hf"]
 
 def _shard_folder(made: Path) -> Path:
     """tiny_shards' files in a folder of their own (the fixture writes them into tmp_path itself)."""
