@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from gristmill.formats.stage_manifest import ManifestError, StageManifest, check_relative_file, load_manifest_json
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import MANIFEST, sha256_file
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 DTYPES = ("uint16", "uint32")
 SPLITS = ("train", "val")
-TOKENIZER = "tokenizer.json"
 
 
 class ShardManifestError(ManifestError):
@@ -147,7 +147,7 @@ def check_tokenizer(m: ShardManifest) -> Path:
     The ids mean nothing with another tokenizer (``generate`` would print garbled text), so a
     swapped or edited file is refused rather than copied into a run.
     """
-    path = m.directory / TOKENIZER
+    path = m.directory / TOKENIZER_FILE
     if path.is_symlink() or not path.is_file():
         raise ShardManifestError(f"{path}: missing (the tokenizer the shards were encoded with)")
     if sha256_file(path) != m.tokenizer_sha256:
@@ -213,7 +213,7 @@ def _totals(where: Path, totals: Any) -> dict[str, dict[str, int]]:
     return {s: dict(t) for s, t in totals.items()}
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "DTYPES", "SPLITS", "TOKENIZER", "ShardManifestError", "ShardEntry",
+__all__ = ["FORMAT", "FORMAT_VERSION", "DTYPES", "SPLITS", "ShardManifestError", "ShardEntry",
            "ShardManifest", "dtype_for", "is_shard_manifest", "read_shard_manifest", "parse_shard_manifest",
            "shard_manifest_of",
            "check_tokenizer"]

@@ -19,6 +19,8 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 
+# The bundle's file name wherever one is kept: a tokenizer stage's output, a shard folder, a run.
+TOKENIZER_FILE = "tokenizer.json"
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 

@@ -15,13 +15,14 @@ from typing import Any
 from gristmill.config import tomllib
 from gristmill.errors import GristmillError
 from gristmill.formats.stage_manifest import read_stage_manifest_or_none
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import atomic_write_bytes
 from gristmill.pipelines.spec import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 # The file a reader should open first in each stage's output.
-_KEY_FILES = {"tokenizer": "tokenizer.json", "shards": "manifest.json", "train": "model.safetensors"}
+_KEY_FILES = {"tokenizer": TOKENIZER_FILE, "shards": "manifest.json", "train": "model.safetensors"}
 _HERE = Path(__file__).parent
 # First line of ROOT/pipeline.toml: the sha256 of the rest tells an unedited copy, which the demo may
 # rewrite, from one the user edited, which it leaves alone.

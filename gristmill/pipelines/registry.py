@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.errors import GristmillError
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.stage import Runtime, StageResult
 
 
@@ -119,7 +120,7 @@ def _call_ingest(fn: Callable[..., StageResult], layout: Layout, stage: str, cfg
 
 
 def tokenizer_file(layout: Layout, stage: str) -> Path:
-    return layout.need("tokenizer", stage) / "tokenizer.json"
+    return layout.need("tokenizer", stage) / TOKENIZER_FILE
 
 
 def _shards_inputs(layout: Layout, stage: str) -> list[Path]:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gristmill import clikit
 from gristmill.formats.stage_info import TokenizerInfo
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.stage import StageResult
 from gristmill.tokenize.presets import PRESET_NAMES
 from gristmill.units import BYTE_SIZE_HELP, parse_byte_size
@@ -41,7 +42,7 @@ def _split_specials(values: tuple[str, ...]) -> tuple[str, ...] | None:
 def _train_summary(result: StageResult) -> str:
     info = result.manifest.info(TokenizerInfo)
     s = info.sample
-    where = result.output if result.output.suffix == ".json" else result.output / "tokenizer.json"
+    where = result.output if result.output.suffix == ".json" else result.output / TOKENIZER_FILE
     mb = s.bytes_used / 1e6
     lines = [f"tokenizer: trained a {info.vocab_size:,}-token byte-level BPE ({info.preset}) "
              f"in {result.manifest.seconds or 0:.1f}s -> {where}",

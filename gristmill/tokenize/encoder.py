@@ -33,7 +33,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
-from gristmill.formats.tokenizer_file import read_tokenizer_file
+from gristmill.formats.tokenizer_file import TokenizerFile, read_tokenizer_file
 from gristmill.infra.hardware import usable_cores
 from gristmill.tokenize import fastpath
 
@@ -133,7 +133,7 @@ def _plain_copy(spec: dict[str, Any]) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = True,
+def load_encoder(path: str | Path | TokenizerFile, *, threads: int | None = None, fast: bool = True,
                  verify_docs: int = VERIFY_DOCS, trust_sha256: str | None = None) -> Encoder:
     """Load ``tokenizer.json`` (it must contain ``<|endoftext|>``) with the fastest proven backend.
 
@@ -143,11 +143,13 @@ def load_encoder(path: str | Path, *, threads: int | None = None, fast: bool = T
     ``fast=False`` forces the tokenizers backend. ``trust_sha256``: the tiktoken path was
     already proven equal for the file with this sha256 (by :meth:`Encoder.verify` elsewhere);
     if the file still has it, the load-time probes and the first-documents check are skipped.
+    ``path`` may be a file already read by :func:`read_tokenizer_file` (a caller that needs its
+    JSON too), so it is not parsed twice.
     """
     threads = threads or default_threads()
     if threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    f = read_tokenizer_file(path)
+    f = path if isinstance(path, TokenizerFile) else read_tokenizer_file(path)
     try:
         plain = _plain_copy(f.spec)
     except Exception as e:  # tokenizers raises a bare Exception on a bad file

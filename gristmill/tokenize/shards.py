@@ -32,6 +32,7 @@ from gristmill.config import config_hash
 from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, removed_table, write_table
 from gristmill.errors import InputError
 from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION, dtype_for
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.infra.dask import dask_client
 from gristmill.manifest import Counts, sha256_file
 from gristmill.progress import track
@@ -74,7 +75,7 @@ def resolve_tokenizer(path: Path) -> Path:
     """Accept a tokenizer.json or a directory holding one (a tokenizer stage's output)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "tokenizer.json"
+        p = p / TOKENIZER_FILE
     if not p.is_file():
         raise InputError(f"tokenizer file not found: {p}")
     return p
@@ -120,8 +121,8 @@ def write_shards(inp: Path, tokenizer: Path, out: Path, config: ShardsConfig,
     save_progress(work, key, states)
     counts = _counts(metas, states)
     _publish_removed(run, metas)
-    shutil.copyfile(tok_path, run.tmp_path("tokenizer.json"))
-    run.publish("tokenizer.json")
+    shutil.copyfile(tok_path, run.tmp_path(TOKENIZER_FILE))
+    run.publish(TOKENIZER_FILE)
     return run.finish(counts, **_manifest_fields(enc, vocab, dtype, tok_path, states, config))
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gristmill.formats.shard_manifest import TOKENIZER, read_shard_manifest
-from gristmill.formats.tokenizer_file import read_tokenizer_file
+from gristmill.formats.shard_manifest import read_shard_manifest
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE, read_tokenizer_file
 from gristmill.train.scale import corpus_scale_line
 
 PERCENTILES = (10, 50, 90, 99)
@@ -93,7 +93,7 @@ def shard_stats(out: Path, top: int = 50) -> ShardStats:
     for name, parts in lengths.items():
         splits[name].lengths = np.concatenate(parts).astype(np.int64)
     return ShardStats(splits=splits, counts=counts, vocab_size=vocab,
-                      top=_top_tokens(out / TOKENIZER, counts, top))
+                      top=_top_tokens(out / TOKENIZER_FILE, counts, top))
 
 
 def _top_tokens(tok_path: Path, counts: np.ndarray, top: int) -> list[dict[str, Any]]:

@@ -29,13 +29,12 @@ from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha25
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.formats.stage_info import TokenizerInfo
 from gristmill.formats.stage_manifest import ManifestError, StageManifest, load_manifest_json, parse_stage_manifest
-from gristmill.formats.tokenizer_file import EOS_TOKEN, PAD_TOKEN
+from gristmill.formats.tokenizer_file import EOS_TOKEN, PAD_TOKEN, TOKENIZER_FILE
 from gristmill.tokenize.presets import PRESET_NAMES, PresetName, get_preset
 from gristmill.tokenize.sample import StreamStats, iter_texts, plan_sample
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILE = "tokenizer.json"
 HF_CONFIG_FILE = "tokenizer_config.json"
 STAGE = "tokenizer"
 

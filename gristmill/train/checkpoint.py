@@ -39,6 +39,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from gristmill.errors import InputError
 from gristmill.formats.run_dir import (CHECKPOINTS, TrainerState, complete_checkpoints, read_trainer_state, step_dir,
                                        write_model_json, write_trainer_state)
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import atomic_write_bytes, atomic_write_json, replace_dir_durably, replace_durably
 from gristmill.train import safe_dcp
 from gristmill.train.distributed import DistInfo, barrier
@@ -124,7 +125,7 @@ def export_model(run: Path, model: nn.Module, model_config: dict[str, Any], toke
     tmp.chmod(0o644)
     replace_durably(tmp, run / "model.safetensors")
     write_model_json(run, model_config)
-    atomic_write_bytes(run / "tokenizer.json", Path(tokenizer).read_bytes())
+    atomic_write_bytes(run / TOKENIZER_FILE, Path(tokenizer).read_bytes())
 
 
 @contextlib.contextmanager

@@ -20,17 +20,20 @@ import torch
 from safetensors.torch import save_file
 
 from gristmill.errors import InputError
-from gristmill.formats.tokenizer_file import EOS_TOKEN
+from gristmill.formats.tokenizer_file import EOS_TOKEN, TOKENIZER_FILE
 from gristmill.locks import FileLock
 from gristmill.manifest import replace_dir_durably
 from gristmill.train.model import ModelConfig
-from gristmill.train.run import TOKENIZER, LoadedRun, load_run
+from gristmill.train.run import LoadedRun, load_run
 
 log = logging.getLogger(__name__)
 
 # gristmill block sub-module -> Llama decoder-layer sub-module
 _BLOCK_RENAMES = {"attn_norm.": "input_layernorm.", "attn.": "self_attn.", "mlp_norm.": "post_attention_layernorm."}
-HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+# transformers' own name for the tokenizer file (its TOKENIZER_FILE): the export follows HF's
+# layout, so this is HF's convention that happens to match ours, not our bundle's name.
+HF_TOKENIZER = "tokenizer.json"
+HF_FILES = ("config.json", "generation_config.json", "model.safetensors", HF_TOKENIZER,
             "tokenizer_config.json", "special_tokens_map.json")
 
 
@@ -186,7 +189,7 @@ def _write_export(run: LoadedRun, run_dir: Path, tmp: Path, dtype: torch.dtype) 
     _write_json(tmp / "config.json", llama_config(run.config, run.eos_id, dtype))
     _write_json(tmp / "generation_config.json", {"bos_token_id": run.eos_id, "eos_token_id": run.eos_id,
                                                   "do_sample": True, "temperature": 0.8, "top_k": 50, "top_p": 0.95})
-    shutil.copyfile(run_dir / TOKENIZER, tmp / "tokenizer.json")
+    shutil.copyfile(run_dir / TOKENIZER_FILE, tmp / HF_TOKENIZER)
     for name, content in tokenizer_files(run.eos_id, run.config.max_seq_len).items():
         _write_json(tmp / name, content)
     return len(tensors)

@@ -30,6 +30,7 @@ import zstandard
 from gristmill.errors import InputError
 from gristmill.formats.shard_manifest import read_shard_manifest
 from gristmill.formats.stage_manifest import ManifestError, read_stage_manifest
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.train.run import WEIGHTS, LoadedRun
 
 DEFAULT_MAX_BYTES = 2_000_000  # enough for stable figures; a model pass over it takes seconds to minutes
@@ -189,7 +190,7 @@ def load_documents(run: LoadedRun, text: Path | None, max_bytes: int) -> tuple[l
             raise InputError(f"{run.path}: its validation shards cannot be found; give a TEXT file or folder")
         return _cap(shard_documents(run, shards, "val"), max_bytes), f"{shards} (val split)"
     if text.is_dir():
-        if (text / "manifest.json").is_file() and any(text.glob("*.arrow")) or (text / "tokenizer.json").is_file():
+        if (text / "manifest.json").is_file() and any(text.glob("*.arrow")) or (text / TOKENIZER_FILE).is_file():
             return _cap(shard_documents(run, text, "val"), max_bytes), f"{text} (val split)"
         files = sorted(p for p in text.rglob("*.txt") if p.is_file())
         if not files:

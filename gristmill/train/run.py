@@ -18,14 +18,14 @@ from tokenizers import Tokenizer
 
 from gristmill.errors import InputError
 from gristmill.formats.run_dir import MODEL_JSON, read_model_json
-from gristmill.formats.tokenizer_file import read_tokenizer_file
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE, read_tokenizer_file
 from gristmill.formats.stage_inputs import check_listed_sha256
 from gristmill.infra.hardware import resolve_device
 from gristmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)
 
-WEIGHTS, TOKENIZER = "model.safetensors", "tokenizer.json"
+WEIGHTS = "model.safetensors"
 # Wrappers that torch.compile / DDP put in front of parameter names when a state dict is taken
 # from the wrapped module instead of the model itself.
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")
@@ -124,10 +124,10 @@ def read_weights(run_dir: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
 
 def load_tokenizer(run_dir: Path) -> tuple[Tokenizer, int]:
     """The run's own copy of its tokenizer and its EOS id (the file its manifest lists)."""
-    path = run_dir / TOKENIZER
+    path = run_dir / TOKENIZER_FILE
     if not path.is_file():
         raise InputError(f"{path} not found: a run directory keeps a copy of its tokenizer")
-    check_listed_sha256(run_dir, TOKENIZER)  # the one the run was trained with, as its manifest lists
+    check_listed_sha256(run_dir, TOKENIZER_FILE)  # the one the run was trained with, as its manifest lists
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     f = read_tokenizer_file(path)
     return f.tokenizer, f.eos_id

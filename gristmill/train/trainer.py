@@ -26,6 +26,7 @@ from gristmill.manifest import fsync_dir, fsync_file
 from gristmill.formats import run_dir
 from gristmill.formats.run_metrics import (METRICS, SourceVal, TrainRecord, ValRecord, read_metrics, train_records,
                                            val_records)
+from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.train import checkpoint as ckpt
 from gristmill.train.config import SourceConfig, TrainConfig
@@ -36,7 +37,7 @@ from gristmill.train.loader import (Batch, MixtureSampler, ShardSource, TrainLoa
 from gristmill.train.metrics import MetricsLog, TrainProgress, memory_gib, peak_flops, plot_loss
 from gristmill.train.model import GPT, ModelConfig
 from gristmill.train.optim import lr_at, make_optimizer, set_lr
-from gristmill.train.run import MODEL_JSON, TOKENIZER, WEIGHTS
+from gristmill.train.run import MODEL_JSON, WEIGHTS
 from gristmill.train.scale import tokens_per_parameter_line
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ UNMANAGED = ("slurm",)
 # What train writes at the top of its run folder (model files by train.run's names; metrics.py
 # writes loss.png and tensorboard/): only these are recorded, so only these may ever be pruned.
 # The stage's own bookkeeping (its marker, lock and manifest), slurm/ and a user's files are not.
-RUN_OUTPUTS = (ckpt.CHECKPOINTS, WEIGHTS, MODEL_JSON, TOKENIZER, METRICS, "loss.png", "tensorboard")
+RUN_OUTPUTS = (ckpt.CHECKPOINTS, WEIGHTS, MODEL_JSON, TOKENIZER_FILE, METRICS, "loss.png", "tensorboard")
 LN2 = float(np.log(2.0))
 
 
@@ -92,8 +93,8 @@ def open_sources(data: Path | None, config: TrainConfig) -> list[ShardSource]:
         if (s.vocab_size, s.eos_id, s.tokenizer_sha256) != (first.vocab_size, first.eos_id,
                                                            first.tokenizer_sha256):
             raise ConfigError(f"sources {first.name!r} and {s.name!r} use different tokenizers")
-    if not (first.path / "tokenizer.json").is_file():
-        raise GristmillError(f"{first.path}: no tokenizer.json beside the shards")
+    if not (first.path / TOKENIZER_FILE).is_file():
+        raise GristmillError(f"{first.path}: no {TOKENIZER_FILE} beside the shards")
     for s in sources:
         s.cut(config.seq_len, config.data.doc_aligned)
     return sources
@@ -335,7 +336,7 @@ class _Run:
         ckpt.save_checkpoint(self.out, step, self.model, self.opt, state, self.info,
                              self.config.checkpoint.keep)
         ckpt.export_model(self.out, self.model, dataclasses.asdict(self.raw.config),
-                          self.sources[0].path / "tokenizer.json", self.info)
+                          self.sources[0].path / TOKENIZER_FILE, self.info)
         barrier(self.info)
 
     def finish(self, step: int) -> StageResult:
