@@ -13,8 +13,9 @@ that knows what a complete checkpoint folder is. It knows the formats, not the m
 of ``model.json`` become a :class:`gristmill.train.model.ModelConfig` (which checks ranges) in
 :mod:`gristmill.train.run`. Every problem is an :class:`InputError` of one line naming the file.
 
-Versions: ``model.json`` has ``format_version`` 1; a file without the key (every run written
-before it existed) has the same keys and is read as version 1.
+Versions: ``model.json`` and ``trainer.json`` have ``format_version`` 1; a file without the key
+(every run written before it existed) has the same keys and is read as version 1. Another version
+is refused with one line naming the file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ MODEL_FORMAT_VERSION = 1
 MODEL_SUPPORTED_VERSIONS = (1,)
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer.json"
+TRAINER_FORMAT_VERSION = 1
+TRAINER_SUPPORTED_VERSIONS = (1,)
 DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint
 _STEP_DIR = re.compile(r"^step-(\d{7,})$")
 _RESTART = "use --force to start over"
@@ -72,11 +75,7 @@ def read_model_json(run: str | Path) -> ModelFile:
     if not isinstance(raw, dict):
         raise InputError(f"{bad}: expected a JSON object, got {type(raw).__name__}")
     values = dict(raw)
-    version = values.pop("format_version", None)
-    version = 1 if version is None else version
-    if isinstance(version, bool) or version not in MODEL_SUPPORTED_VERSIONS:
-        raise InputError(f"{path}: format_version {version!r} is not supported by this gristmill (reads "
-                         f"{', '.join(map(str, MODEL_SUPPORTED_VERSIONS))}); upgrade gristmill")
+    version = _format_version(path, values.pop("format_version", None), MODEL_SUPPORTED_VERSIONS)
     unknown = sorted(set(values) - set(MODEL_KEYS))
     if unknown:
         raise InputError(f"{bad}: unknown model config key {unknown[0]!r}")
@@ -95,6 +94,15 @@ def write_model_json(run: str | Path, values: Mapping[str, Any]) -> Path:
     path = Path(run) / MODEL_JSON
     atomic_write_json(path, {**values, "format_version": MODEL_FORMAT_VERSION})
     return path
+
+
+def _format_version(path: Path, value: Any, supported: tuple[int, ...], remedy: str = "upgrade gristmill") -> int:
+    """A file's ``format_version``: absent (or null) is 1, what every file written before the key had."""
+    version = 1 if value is None else value
+    if isinstance(version, bool) or version not in supported:
+        raise InputError(f"{path}: format_version {version!r} is not supported by this gristmill (reads "
+                         f"{', '.join(map(str, supported))}); {remedy}")
+    return version
 
 
 def _is_kind(value: Any, kind: str) -> bool:
@@ -155,18 +163,21 @@ class TrainerState:
     config: Mapping[str, Any] | None = None
     loader: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    format_version: int = TRAINER_FORMAT_VERSION
 
     @classmethod
-    def of(cls, step: int, world_size: int, fields: Mapping[str, Any]) -> TrainerState:
+    def of(cls, step: int, world_size: int, fields: Mapping[str, Any], *,
+           format_version: int = TRAINER_FORMAT_VERSION) -> TrainerState:
         """The state at ``step`` saved by ``world_size`` processes, with the trainer's other ``fields``."""
         named = ("signature", "config", "loader")
+        own = (*named, "step", "world_size", "format_version")
         return cls(step=step, world_size=world_size, **{k: fields.get(k) for k in named},
-                   extra={k: v for k, v in fields.items() if k not in (*named, "step", "world_size")})
+                   extra={k: v for k, v in fields.items() if k not in own}, format_version=format_version)
 
     def as_dict(self) -> dict[str, Any]:
         known = {"signature": self.signature, "config": self.config, "loader": self.loader}
         return {**{k: v for k, v in known.items() if v is not None}, **self.extra,
-                "step": self.step, "world_size": self.world_size}
+                "step": self.step, "world_size": self.world_size, "format_version": self.format_version}
 
 
 def read_trainer_state(ckpt: Path) -> TrainerState:
@@ -177,11 +188,14 @@ def read_trainer_state(ckpt: Path) -> TrainerState:
     except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise InputError(f"{path}: unreadable trainer state ({type(e).__name__}: {_first_line(e)}); "
                          f"{_RESTART}") from None
-    m = _STEP_DIR.match(Path(ckpt).name)
-    problem = None
     if not isinstance(state, dict):
-        problem = f"expected a JSON object, got {type(state).__name__}"
-    elif not _is_int(state.get("step"), 0) or (m and state["step"] != int(m.group(1))):
+        raise InputError(f"{path}: invalid trainer state: expected a JSON object, got {type(state).__name__}; "
+                         f"{_RESTART}")
+    # another version may name its fields otherwise: refuse it before reading them
+    version = _format_version(path, state.get("format_version"), TRAINER_SUPPORTED_VERSIONS,
+                              f"upgrade gristmill or {_RESTART}")
+    m = _STEP_DIR.match(Path(ckpt).name)
+    if not _is_int(state.get("step"), 0) or (m and state["step"] != int(m.group(1))):
         want = f" {int(m.group(1))}" if m else ""
         problem = f"'step' must be the checkpoint's step{want}, got {state.get('step')!r}"
     elif not _is_int(state.get("world_size"), 1):
@@ -191,7 +205,7 @@ def read_trainer_state(ckpt: Path) -> TrainerState:
                         if state.get(k) is not None and not isinstance(state[k], dict)), None)
     if problem:
         raise InputError(f"{path}: invalid trainer state: {problem}; {_RESTART}")
-    return TrainerState.of(state["step"], state["world_size"], state)
+    return TrainerState.of(state["step"], state["world_size"], state, format_version=version)
 
 
 def write_trainer_state(ckpt: Path, state: TrainerState) -> None:
@@ -206,6 +220,7 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0]
 
 
-__all__ = ["MODEL_JSON", "MODEL_FORMAT_VERSION", "MODEL_KEYS", "CHECKPOINTS", "TRAINER_STATE", "ModelFile",
+__all__ = ["MODEL_JSON", "MODEL_FORMAT_VERSION", "MODEL_KEYS", "CHECKPOINTS", "TRAINER_STATE",
+           "TRAINER_FORMAT_VERSION", "ModelFile",
            "Checkpoint", "TrainerState", "read_model_json", "write_model_json", "step_dir",
            "complete_checkpoints", "latest_checkpoint", "read_trainer_state", "write_trainer_state"]

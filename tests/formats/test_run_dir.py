@@ -103,8 +103,34 @@ def test_trainer_state_round_trips_with_its_fields(tmp_path):
     state = TrainerState.of(3, 2, {"signature": {"seed": 1}, "config": {"max_steps": 9},
                                    "loader": {"step": 3}, "note": "kept"})
     write_trainer_state(d, state)
+    assert json.loads((d / "trainer.json").read_text())["format_version"] == run_dir.TRAINER_FORMAT_VERSION == 1
     back = read_trainer_state(d)
     assert back == state and back.signature == {"seed": 1} and back.extra == {"note": "kept"}
+    assert back.format_version == 1  # the version is the file's, not a trainer field
+
+
+def test_an_old_trainer_json_without_a_version_reads_as_version_1(tmp_path):
+    d = _checkpoint(tmp_path, 3, state=False)
+    old = {"signature": {"seed": 1}, "config": {"max_steps": 9}, "loader": {"step": 3}, "step": 3, "world_size": 2}
+    (d / "trainer.json").write_text(json.dumps(old))  # what every checkpoint held before format_version
+    back = read_trainer_state(d)
+    assert back.format_version == 1 and back.step == 3 and back.world_size == 2 and back.extra == {}
+    assert (back.signature, back.config, back.loader) == (old["signature"], old["config"], old["loader"])
+    assert complete_checkpoints(tmp_path) == [Checkpoint(3, d)]
+    write_trainer_state(d, back)  # rewritten, it gains the key and reads the same
+    assert json.loads((d / "trainer.json").read_text()) == {**old, "format_version": 1}
+    assert read_trainer_state(d) == back
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", True])
+def test_an_unknown_trainer_json_version_is_refused_in_one_line(tmp_path, version):
+    d = _checkpoint(tmp_path, 3, state=False)
+    (d / "trainer.json").write_text(json.dumps({"step": 3, "world_size": 1, "format_version": version}))
+    with pytest.raises(InputError) as e:
+        read_trainer_state(d)
+    line = one_line(e.value.message)
+    assert line.startswith(f"{d / 'trainer.json'}: format_version {version!r} is not supported by this gristmill")
+    assert "(reads 1); upgrade gristmill or use --force to start over" in line
 
 
 @pytest.mark.parametrize("content, message", [

@@ -47,6 +47,19 @@ def test_save_load_round_trip_restores_model_optimizer_and_rng(tmp_path):
     assert expected_rng[2] == got_rng[2]
 
 
+def test_a_checkpoint_whose_trainer_json_has_no_version_still_loads(tmp_path):
+    model, opt = _model_and_opt()
+    ck.save_checkpoint(tmp_path, 3, model, opt, {"signature": {"seed": 0}}, SOLO, keep=2)
+    path = run_dir.step_dir(tmp_path, 3) / run_dir.TRAINER_STATE
+    old = json.loads(path.read_text())
+    assert old.pop("format_version") == 1
+    path.write_text(json.dumps(old))  # as every checkpoint before trainer.json had a version
+    other, other_opt = _model_and_opt(seed=1)
+    state = ck.load_checkpoint(run_dir.step_dir(tmp_path, 3), other, other_opt, SOLO)
+    assert state.step == 3 and state.format_version == 1 and state.signature == {"seed": 0}
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
 def test_keeps_the_last_k_and_never_picks_an_interrupted_save(tmp_path):
     model, opt = _model_and_opt()
     for step in (1, 2, 3, 4):

@@ -95,6 +95,19 @@ def test_run_directory_contract_up_to_date_and_force(tmp_path, shards):
     assert not forced.up_to_date and losses(run) == [r.loss for r in steps]  # deterministic
 
 
+def test_a_run_whose_trainer_json_has_no_format_version_resumes(tmp_path, shards):
+    cfg = TrainConfig(max_steps=3, micro_batch=4, checkpoint=CheckpointConfig(every=3), **FAST)
+    run = tmp_path / "run"
+    train(shards, run, cfg, Runtime())
+    state = run / "checkpoints" / "step-0000003" / "trainer.json"
+    old = json.loads(state.read_text())
+    assert old.pop("format_version") == 1
+    state.write_text(json.dumps(old))  # a checkpoint written before trainer.json had a version
+    result = train(shards, run, TrainConfig(max_steps=5, micro_batch=4, checkpoint=CheckpointConfig(every=3), **FAST),
+                   Runtime())
+    assert not result.up_to_date and [r.step for r in train_records(read_metrics(run))] == [1, 2, 3, 4, 5]
+
+
 @pytest.mark.slow
 def test_loss_decreases_on_the_demo_corpus(tmp_path):
     shards = demo_shards(tmp_path / "demo", max_chars=200_000, vocab_size=400)
