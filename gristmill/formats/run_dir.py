@@ -6,10 +6,13 @@
     RUN/model.safetensors, tokenizer.json   the newest weights and the tokenizer (train.checkpoint)
     RUN/metrics.jsonl                    one record per step/validation (formats.run_metrics)
     RUN/checkpoints/step-NNNNNNN/        a complete checkpoint: DCP files + .metadata +
-                  trainer.json           the trainer's state at that step (this module)
+                  trainer.json           the trainer's state at that step (this module) +
+                  rng-rank<R>.json       each rank's RNG state (written by train.checkpoint)
+    RUN/checkpoints/.tmp-step-NNNNNNN/   a checkpoint being written: renamed to step-NNNNNNN once complete
 
 This module is the one reader and writer of ``model.json`` and ``trainer.json`` and the one place
-that knows what a complete checkpoint folder is. It knows the formats, not the model: the values
+that knows the checkpoint folder's names (the Slurm script's shell globs are built from them) and
+what a complete checkpoint folder is. It knows the formats, not the model: the values
 of ``model.json`` become a :class:`gristmill.train.model.ModelConfig` (which checks ranges) in
 :mod:`gristmill.train.run`. Every problem is an :class:`InputError` of one line naming the file.
 
@@ -38,7 +41,10 @@ TRAINER_STATE = "trainer.json"
 TRAINER_FORMAT_VERSION = 1
 TRAINER_SUPPORTED_VERSIONS = (1,)
 DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint
-_STEP_DIR = re.compile(r"^step-(\d{7,})$")
+STEP_PREFIX = "step-"             # step-NNNNNNN: a complete checkpoint
+STEP_GLOB = f"{STEP_PREFIX}*"       # what a shell (compgen -G) looks for; _STEP_DIR is the exact name
+TMP_STEP_GLOB = f".tmp-{STEP_GLOB}"  # a save in progress, or one a crash left behind
+_STEP_DIR = re.compile(rf"^{STEP_PREFIX}(\d{{7,}})$")
 _RESTART = "use --force to start over"
 
 # The keys of model.json and what each holds: "int" a positive integer, "int?" one or null
@@ -126,7 +132,23 @@ class Checkpoint(NamedTuple):
 
 
 def step_dir(run: Path, step: int) -> Path:
-    return Path(run) / CHECKPOINTS / f"step-{step:07d}"
+    return Path(run) / CHECKPOINTS / f"{STEP_PREFIX}{step:07d}"
+
+
+def tmp_step_dir(run: Path, step: int) -> Path:
+    """Where checkpoint ``step`` is written before it is renamed to :func:`step_dir`."""
+    final = step_dir(run, step)
+    return final.with_name(f".tmp-{final.name}")
+
+
+def stale_tmp_step_dirs(run: Path) -> list[Path]:
+    """Every half-written checkpoint folder (``.tmp-step-*``) of ``run``."""
+    return sorted((Path(run) / CHECKPOINTS).glob(TMP_STEP_GLOB))
+
+
+def rng_file(ckpt: Path, rank: int) -> Path:
+    """The RNG state of ``rank`` in a checkpoint (its format is :mod:`gristmill.train.checkpoint`'s)."""
+    return Path(ckpt) / f"rng-rank{rank}.json"
 
 
 def complete_checkpoints(run: Path) -> list[Checkpoint]:
@@ -221,6 +243,6 @@ def _first_line(e: BaseException) -> str:
 
 
 __all__ = ["MODEL_JSON", "MODEL_FORMAT_VERSION", "MODEL_KEYS", "CHECKPOINTS", "TRAINER_STATE",
-           "TRAINER_FORMAT_VERSION", "ModelFile",
-           "Checkpoint", "TrainerState", "read_model_json", "write_model_json", "step_dir",
+           "TRAINER_FORMAT_VERSION", "STEP_GLOB", "TMP_STEP_GLOB", "ModelFile",
+           "Checkpoint", "TrainerState", "read_model_json", "write_model_json", "step_dir", "tmp_step_dir", "stale_tmp_step_dirs", "rng_file",
            "complete_checkpoints", "latest_checkpoint", "read_trainer_state", "write_trainer_state"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gristmill.errors import GristmillError
+from gristmill.formats.run_dir import CHECKPOINTS, STEP_GLOB
 from gristmill.manifest import atomic_write_bytes
 
 _TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
@@ -103,7 +104,8 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
         lines.append(f"#SBATCH --mem={cfg.mem}")
     env = {**NCCL_DEFAULTS, **cfg.nccl}
     train_cmd = ["-m", "gristmill", "train", *train_args]
-    checkpoints = shlex.quote(str(run_dir / "checkpoints"))
+    # compgen -G globs the quoted pattern itself; the names are formats.run_dir's
+    any_step = shlex.quote(str(run_dir / CHECKPOINTS)) + shlex.quote(f"/{STEP_GLOB}")
     body = [
         *_prologue(cfg, workdir),
         "",
@@ -122,7 +124,7 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
         'wait "$SRUN_PID" || rc=$?; done; }',
         "# torchrun exits 1 after a signal whatever training did: the newest checkpoint tells.",
         "saved() {",
-        f'  local newest; newest=$(compgen -G {checkpoints}"/step-*" | sort | tail -n 1 || true)',
+        f"  local newest; newest=$(compgen -G {any_step} | sort | tail -n 1 || true)",
         '  if [[ -n "$newest" ]]; then echo "checkpointed (newest: ${newest##*/})"; '
         'else echo "stopped with status $rc before any checkpoint (starts over)"; fi',
         "}",
@@ -147,10 +149,10 @@ def train_job_script(cfg: SlurmConfig, *, train_args: Sequence[str], run_dir: Pa
         "trap stopped_by_term TERM",
         "trap requeue_on_timeout USR1",
         "",
-        "# Once a checkpoint exists (a step-* directory is always complete), --resume makes",
+        f"# Once a checkpoint exists (a {STEP_GLOB} directory is always complete), --resume makes",
         "# training continue from the newest one, and refuse to silently start over.",
         'RESUME=""',
-        f"if compgen -G {checkpoints}'/step-*' > /dev/null; then RESUME=--resume; fi",
+        f"if compgen -G {any_step} > /dev/null; then RESUME=--resume; fi",
         "srun --kill-on-bad-exit=1 torchrun --nnodes $SLURM_NNODES "
         f"--nproc-per-node {nproc} --rdzv-id $SLURM_JOB_ID --rdzv-backend c10d "
         f"--rdzv-endpoint $MASTER_ADDR:{cfg.rdzv_port} \\",

@@ -37,8 +37,9 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_state_dict, set_state_dict)
 
 from gristmill.errors import InputError
-from gristmill.formats.run_dir import (CHECKPOINTS, TrainerState, complete_checkpoints, read_trainer_state, step_dir,
-                                       write_model_json, write_trainer_state)
+from gristmill.formats.run_dir import (TrainerState, complete_checkpoints, read_trainer_state, rng_file,
+                                       stale_tmp_step_dirs, step_dir, tmp_step_dir, write_model_json,
+                                       write_trainer_state)
 from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import atomic_write_bytes, atomic_write_json, replace_dir_durably, replace_durably
 from gristmill.train import safe_dcp
@@ -66,17 +67,16 @@ def save_checkpoint(run: Path, step: int, model: nn.Module, optimizer: torch.opt
     ``trainer_state`` holds the trainer's fields of ``trainer.json`` (signature, config, loader);
     the step and world size are added here.
     """
-    final = step_dir(run, step)
-    tmp = final.with_name(f".tmp-{final.name}")
+    final, tmp = step_dir(run, step), tmp_step_dir(run, step)
     if info.is_main:
-        for stale in (run / CHECKPOINTS).glob(".tmp-step-*"):
+        for stale in stale_tmp_step_dirs(run):
             shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier(info)
     model_sd, optim_sd = get_state_dict(model, optimizer)
     with _quiet_single_process():
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not info.active)
-    atomic_write_json(tmp / f"rng-rank{info.rank}.json", rng_state())
+    atomic_write_json(rng_file(tmp, info.rank), rng_state())
     barrier(info)
     if info.is_main:
         write_trainer_state(tmp, TrainerState.of(step, info.world, trainer_state))
@@ -97,8 +97,8 @@ def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     Every file is checked before anything is changed: a bad one is an InputError naming it.
     """
     trainer_state = read_trainer_state(ckpt)
-    rng_file = ckpt / f"rng-rank{info.rank}.json"
-    rng = _parse_rng_state(_read_json(rng_file, "RNG state"), rng_file) if rng_file.is_file() else None
+    rng_path = rng_file(ckpt, info.rank)
+    rng = _parse_rng_state(_read_json(rng_path, "RNG state"), rng_path) if rng_path.is_file() else None
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     with _quiet_single_process():

@@ -46,7 +46,7 @@ UNMANAGED = ("slurm",)
 # What train writes at the top of its run folder (model files by train.run's names; metrics.py
 # writes loss.png and tensorboard/): only these are recorded, so only these may ever be pruned.
 # The stage's own bookkeeping (its marker, lock and manifest), slurm/ and a user's files are not.
-RUN_OUTPUTS = (ckpt.CHECKPOINTS, WEIGHTS, MODEL_JSON, TOKENIZER_FILE, METRICS, "loss.png", "tensorboard")
+RUN_OUTPUTS = (run_dir.CHECKPOINTS, WEIGHTS, MODEL_JSON, TOKENIZER_FILE, METRICS, "loss.png", "tensorboard")
 LN2 = float(np.log(2.0))
 
 

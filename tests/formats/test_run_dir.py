@@ -96,6 +96,8 @@ def test_only_complete_step_folders_are_checkpoints(tmp_path):
     assert complete_checkpoints(tmp_path) == [Checkpoint(2, a), Checkpoint(10, b)]
     step, path = latest_checkpoint(tmp_path)
     assert (step, path) == (10, b)
+    assert run_dir.stale_tmp_step_dirs(tmp_path) == [run_dir.tmp_step_dir(tmp_path, 13)]  # the save to clear
+    assert run_dir.rng_file(b, 1) == b / "rng-rank1.json"
 
 
 def test_trainer_state_round_trips_with_its_fields(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gristmill.formats import run_dir
 from gristmill.infra.slurm import SlurmConfig, data_script, train_script
 from gristmill.pipelines.spec import load_pipeline
 from gristmill.pipelines.submit import submit_pipeline
@@ -71,9 +72,12 @@ def test_timeout_signal_checkpoints_and_requeues(tmp_path, restarts, requeued):
     log = tmp_path / "log"
     log.mkdir()
     env = _fake_slurm(tmp_path / "bin", log) | {"SLURM_RESTART_COUNT": str(restarts)}
-    if restarts:  # a requeued job finds the checkpoint its previous run saved
-        (tmp_path / "out/06-train/checkpoints/step-0000050").mkdir(parents=True)
-    proc = subprocess.Popen(["bash", str(p)], env=env, cwd=tmp_path)
+    if restarts:  # a requeued job finds the checkpoint its previous run saved, named as training names it
+        run_dir.step_dir(tmp_path / "out/06-train", 50).mkdir(parents=True)
+        run_dir.tmp_step_dir(tmp_path / "out/06-train", 60).mkdir()  # a save in progress is not one
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(["bash", str(p)], env=env, cwd=tmp_path, stderr=stderr)
     try:
         deadline = time.monotonic() + 20
         while not (log / "srun.pid").exists() and time.monotonic() < deadline:
@@ -87,6 +91,9 @@ def test_timeout_signal_checkpoints_and_requeues(tmp_path, restarts, requeued):
     assert (log / "srun").read_text().rstrip().endswith("--resume") == bool(restarts)
     assert (log / "scancel").read_text().split() == ["--signal=INT", "42.0"]
     assert ((log / "scontrol").exists() and (log / "scontrol").read_text().split() == ["requeue", "42"]) == requeued
+    outcome = [line for line in err.read_text().splitlines() if line.startswith("gristmill: outcome:")]
+    saved = "checkpointed (newest: step-0000050)" if restarts else "before any checkpoint (starts over)"
+    assert len(outcome) == 1 and saved in outcome[0], err.read_text()
 
 
 def test_data_script(tmp_path):
