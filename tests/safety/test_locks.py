@@ -12,10 +12,12 @@ import pytest
 
 from gristmill.errors import GristmillError
 from gristmill.locks import FileLock, lock_holder
+from gristmill.pipelines import registry
 from gristmill.pipelines.runner import LOCK, root_lock, running_pid
 from gristmill.stage import LOCK as STAGE_LOCK
 from gristmill.stage import MARKER as STAGE_MARKER
-from tests.expect import one_line_error
+from tests.expect import one_line_error, snapshot
+from tests.pipelines.fakes import FAKE_STAGES, write_pipeline
 
 _HOLDER = """
 import sys
@@ -64,6 +66,26 @@ def test_run_lock_symlink_to_a_user_file_is_refused_and_the_file_survives(tmp_pa
     with pytest.raises(GristmillError, match="is a symbolic link"):
         running_pid(root)
     assert precious.read_text() == "do not truncate me\n"
+
+
+def test_gristmill_run_refuses_a_run_lock_symlink_with_one_line(invoke, tmp_path, monkeypatch):
+    """The same refusal through `gristmill run PIPELINE -o ROOT`: exit 2, one line, the linked file untouched."""
+    monkeypatch.setattr(registry, "STAGES", FAKE_STAGES)  # small real stages: the lock is what is tested
+    pipeline = write_pipeline(tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / LOCK).symlink_to(precious)
+    inputs = snapshot(tmp_path / "in")
+    r = invoke("run", pipeline, "-o", root)
+    one_line_error(r, 2, str(root / LOCK), "is a symbolic link")
+    assert precious.read_text() == "do not truncate me\n"
+    assert (root / LOCK).is_symlink() and sorted(p.name for p in root.iterdir()) == [LOCK]  # no stage ran
+    assert snapshot(tmp_path / "in") == inputs
+    (root / LOCK).unlink()  # once the link is gone the same command runs
+    assert invoke("run", pipeline, "-o", root).exit_code == 0
+    assert precious.read_text() == "do not truncate me\n" and (root / "01-read" / "manifest.json").is_file()
 
 
 def test_stage_lock_symlink_or_hard_link_is_refused(invoke, raw_dir, tmp_path):

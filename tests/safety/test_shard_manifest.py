@@ -12,9 +12,9 @@ import pytest
 from gristmill.errors import InputError
 from gristmill.formats.shard_manifest import ShardManifestError, dtype_for, read_shard_manifest
 from gristmill.train.loader import open_source
-from tests.expect import one_line_error
+from tests.expect import one_line_error, snapshot
 from tests.tokenizer.shards_fixtures import EOS, make_docs, make_tokenizer, write_docs
-from tests.train.shardkit import random_shards
+from tests.train.shardkit import byte_tokenizer, random_shards, write_shards
 
 
 @pytest.fixture
@@ -104,6 +104,26 @@ def test_ids_beyond_the_vocabulary_are_refused_when_shards_are_opened(shards):
     _edit(shards, lambda m: m.update(vocab_size=100))  # a lowered vocab_size: ids up to 299 remain
     with pytest.raises(InputError, match=r"train-\d+\.arrow: token id \d+ >= the manifest's vocab_size 100"):
         open_source("s", shards)
+
+
+def test_train_refuses_ids_beyond_the_tokenizers_vocabulary_with_one_line(invoke, tmp_path):
+    """Shards written with ids the tokenizer (and the manifest's vocab_size) cannot hold: `train` exits 2
+    naming the shard and the id before it builds anything, and the shards are left as they were."""
+    tok = byte_tokenizer(vocab_size=300)
+    vocab, eos = tok.get_vocab_size(), tok.token_to_id(EOS)
+    rng = np.random.default_rng(7)
+    docs = [rng.integers(0, vocab, 20).tolist() + [eos] for _ in range(30)]
+    docs[17][3] = vocab + 4000  # one id far past the embedding (still a valid uint16)
+    shards = write_shards(tmp_path / "shards", docs[:24], docs[24:], vocab_size=vocab, eos_id=eos,
+                          tokenizer=tok)
+    before = snapshot(shards)
+    run = tmp_path / "run"
+    r = invoke("train", "--data", shards, "-o", run, "--model", "tiny", "--seq-len", "8",
+               "--batch-tokens", "16", "--max-steps", "1", "--device", "cpu")
+    one_line_error(r, 2, str(shards / "train-00000.arrow"), f"token id {vocab + 4000} >= the manifest's "
+                   f"vocab_size {vocab}")
+    assert snapshot(shards) == before
+    assert not (run / "manifest.json").exists() and not (run / "checkpoints").exists()
 
 
 def test_the_dtype_follows_the_largest_id_not_the_count():

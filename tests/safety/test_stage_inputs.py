@@ -13,7 +13,7 @@ import pytest
 from gristmill.corpus.documents import part_files, removed_files, write_table
 from gristmill.errors import InputError
 from gristmill.formats.stage_inputs import InputMismatch, listed_parts
-from tests.expect import one_line_error
+from tests.expect import one_line_error, snapshot
 from tests.tokenizer.shards_fixtures import make_docs, write_docs
 
 STAGES = {
@@ -35,14 +35,15 @@ def _run(invoke, stage: str, inp: Path, out: Path, tok: Path):
 
 
 
-
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_a_deleted_part_stops_every_stage_before_it_writes(invoke, parts3, tokenizer, tmp_path, stage):
     (parts3 / "part-00001.parquet").unlink()
+    before = snapshot(parts3)
     out = tmp_path / "down"
     r = _run(invoke, stage, parts3, out, tokenizer)
     one_line_error(r, 2, "part-00001.parquet", "missing", "manifest.json")
     assert not out.exists()  # nothing claimed, nothing written downstream
+    assert snapshot(parts3) == before
 
 
 @pytest.mark.parametrize("stage", ["clean", "dedup"])
@@ -51,10 +52,47 @@ def test_a_part_with_other_rows_is_refused(invoke, parts3, tokenizer, tmp_path, 
     p = parts3 / "part-00002.parquet"
     t = pq.read_table(p).slice(0, 7)
     write_table(t, p)
+    before = snapshot(parts3)
     r = _run(invoke, stage, parts3, tmp_path / "down", tokenizer)
     line = one_line_error(r, 2, "part-00002.parquet")
     assert "bytes on disk" in line or "rows on disk" in line
     assert not (tmp_path / "down").exists()
+    assert snapshot(parts3) == before
+
+
+def _fewer_rows_same_listed_bytes(parts: Path) -> None:
+    """part-00002 rewritten with 7 of its 10 rows, and the manifest's ``bytes`` made to match: only the
+    footer's row count can tell (a copy over an older file of the same size would look like this)."""
+    p = parts / "part-00002.parquet"
+    write_table(pq.read_table(p).slice(0, 7), p)
+    m = json.loads((parts / "manifest.json").read_text())
+    for e in m["outputs"]:
+        if e["file"] == p.name:
+            e["bytes"] = p.stat().st_size
+            e.pop("sha256", None)
+    (parts / "manifest.json").write_text(json.dumps(m))
+
+
+def _part_dropped_from_the_list(parts: Path) -> None:
+    m = json.loads((parts / "manifest.json").read_text())
+    m["outputs"] = [e for e in m["outputs"] if e["file"] != "part-00001.parquet"]
+    (parts / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("damage, needles", [
+    (_fewer_rows_same_listed_bytes, ("part-00002.parquet", "7 rows on disk, the manifest says 10")),
+    (_part_dropped_from_the_list, ("manifest.json", "lists parts of 20 rows, but counts.kept is 30")),
+], ids=["rows", "kept"])
+@pytest.mark.parametrize("stage", ["clean", "dedup"])
+def test_row_counts_that_disagree_with_the_manifest_stop_the_cli(invoke, parts3, tokenizer, tmp_path, stage,
+                                                                 damage, needles):
+    """The row checks (not only the size check) reach the user as exit 2 and one line naming the file."""
+    damage(parts3)
+    before = snapshot(parts3)
+    out = tmp_path / "down"
+    one_line_error(_run(invoke, stage, parts3, out, tokenizer), 2, str(parts3), *needles)
+    assert not out.exists()
+    assert snapshot(parts3) == before
 
 
 def test_a_part_of_the_same_size_but_other_rows_is_refused(parts3):
