@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import config_hash, to_dict
-from gristmill.errors import GristmillError
+from gristmill.errors import FieldError, GristmillError
 from gristmill.formats.stage_manifest import (ManifestError, StageManifest, base_manifest, check_relative_file,
                                               parse_stage_manifest, read_stage_manifest)
 from gristmill.locks import FileLock
@@ -62,7 +62,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise FieldError("workers", f"workers must be >= 1, got {self.workers}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gristmill.corpus import minhash
+from gristmill.errors import FieldError
 
 Mode = Literal["exact", "near", "both"]
 
@@ -37,18 +38,21 @@ class DedupConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0 or math.isnan(self.threshold):
-            raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {self.threshold}")
+            raise FieldError("threshold",
+                             f"threshold must be between 0 and 1 (exclusive), got {self.threshold}")
         if not 1 <= self.ngram <= 64:
-            raise ValueError(f"ngram must be between 1 and 64, got {self.ngram}")
+            raise FieldError("ngram", f"ngram must be between 1 and 64, got {self.ngram}")
         if not 1 <= self.num_perm <= 1024:
-            raise ValueError(f"num_perm must be between 1 and 1024, got {self.num_perm}")
+            raise FieldError("num_perm", f"num_perm must be between 1 and 1024, got {self.num_perm}")
         if (self.bands is None) != (self.rows is None):
-            raise ValueError("set both bands and rows, or neither (then they are chosen from threshold)")
+            raise FieldError("bands" if self.bands is not None else "rows",  # the one given
+                             "set both bands and rows, or neither (then they are chosen from threshold)")
         if self.bands is not None and (self.bands < 1 or self.rows < 1 or self.bands * self.rows > 1024):
-            raise ValueError(f"bands and rows must be >= 1 with bands*rows <= 1024, got "
-                             f"{self.bands}x{self.rows}")
+            raise FieldError("rows" if self.bands >= 1 > self.rows else "bands",
+                             f"bands and rows must be >= 1 with bands*rows <= 1024, got {self.bands}x{self.rows}")
         if not 0.0 < self.recall_weight < 1.0:
-            raise ValueError(f"recall_weight must be between 0 and 1 (exclusive), got {self.recall_weight}")
+            raise FieldError("recall_weight",
+                             f"recall_weight must be between 0 and 1 (exclusive), got {self.recall_weight}")
 
     def lsh(self) -> tuple[int, int]:
         """The bands × rows in use: as set, or chosen from the threshold."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gristmill.corpus.readers import TxtSplit
+from gristmill.errors import FieldError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -27,10 +28,11 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+            raise FieldError("heldout_fraction", f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
         if not self.text_field:
-            raise ValueError("text_field must not be empty")
+            raise FieldError("text_field", "text_field must not be empty")
         if not 1024 <= self.max_record_bytes <= 1 << 31:
-            raise ValueError(f"max_record_bytes must be between 1024 and 2 GiB, got {self.max_record_bytes}")
+            raise FieldError("max_record_bytes",
+                             f"max_record_bytes must be between 1024 and 2 GiB, got {self.max_record_bytes}")
         if self.chunk_bytes < 1024:
-            raise ValueError(f"chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+            raise FieldError("chunk_bytes", f"chunk_bytes must be >= 1024, got {self.chunk_bytes}")

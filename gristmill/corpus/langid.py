@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from gristmill.corpus.rules import Failure
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, FieldError
 
 BACKEND = "cld2"
 Backend = Literal["cld2", "py3langid"]
@@ -47,11 +47,11 @@ class LangConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"min_score must be between 0 and 1, got {self.min_score}")
+            raise FieldError("min_score", f"min_score must be between 0 and 1, got {self.min_score}")
         if self.max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {self.max_chars}")
+            raise FieldError("max_chars", f"max_chars must be >= 1, got {self.max_chars}")
         if any(not code or code != code.strip().lower() for code in self.languages):
-            raise ValueError(f"languages must be lower-case ISO 639 codes, got {list(self.languages)}")
+            raise FieldError("languages", f"languages must be lower-case ISO 639 codes, got {list(self.languages)}")
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from typing import Any
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TextStats
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, FieldError
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
@@ -35,9 +35,9 @@ class QualityConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"min_score must be between 0 and 1, got {self.min_score}")
+            raise FieldError("min_score", f"min_score must be between 0 and 1, got {self.min_score}")
         if self.max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {self.max_chars}")
+            raise FieldError("max_chars", f"max_chars must be >= 1, got {self.max_chars}")
 
     @property
     def enabled(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gristmill.corpus.documents import iter_batches, part_files
 from gristmill.corpus.quality import NEGATIVE, POSITIVE, load_model, model_line
-from gristmill.errors import GristmillError, InputError
+from gristmill.errors import FieldError, GristmillError, InputError
 from gristmill.formats.stage_manifest import read_stage_manifest
 from gristmill.manifest import replace_durably
 
@@ -42,9 +42,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
-        if min(self.epoch, self.dim, self.min_count, self.word_ngrams) < 1 or self.lr <= 0:
-            raise ValueError("epoch, dim, min_count, word_ngrams and lr must be positive")
+            raise FieldError("holdout", f"holdout must be in [0, 1), got {self.holdout}")
+        for name in ("epoch", "dim", "min_count", "word_ngrams"):
+            if getattr(self, name) < 1:
+                raise FieldError(name, f"{name} must be positive")
+        if self.lr <= 0:
+            raise FieldError("lr", "lr must be positive")
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from gristmill.errors import GristmillError
+from gristmill.errors import FieldError, GristmillError
 from gristmill.infra.hardware import usable_cores
 from gristmill.stage import Runtime
 
@@ -117,15 +117,16 @@ class ClusterConfig:
         if self.scheduler and self.kind == "local":
             object.__setattr__(self, "kind", "scheduler")  # an address alone means "use it"
         if self.kind == "scheduler" and not self.scheduler:
-            raise ValueError('kind = "scheduler" needs scheduler = "tcp://HOST:8786"')
+            raise FieldError("kind", 'kind = "scheduler" needs scheduler = "tcp://HOST:8786"')
         for name in ("workers", "processes"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.jobs < 1 or self.cores < 1 or self.wait_s < 1:
-            raise ValueError("jobs, cores and wait_s must be >= 1")
+                raise FieldError(name, f"{name} must be >= 1, got {value}")
+        for name in ("jobs", "cores", "wait_s"):
+            if getattr(self, name) < 1:
+                raise FieldError(name, f"{name} must be >= 1")
         if self.processes is not None and self.processes > self.cores:
-            raise ValueError(f"processes ({self.processes}) cannot exceed cores ({self.cores})")
+            raise FieldError("processes", f"processes ({self.processes}) cannot exceed cores ({self.cores})")
 
 
 def _visible(paths: Sequence[str], writable: str) -> list[str]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gristmill.errors import GristmillError
+from gristmill.errors import FieldError, GristmillError
 from gristmill.formats.run_dir import CHECKPOINTS, STEP_GLOB
 from gristmill.manifest import atomic_write_bytes
 
@@ -55,13 +55,15 @@ class SlurmConfig:
     data_time: str = "04:00:00"
 
     def __post_init__(self) -> None:
-        if self.nodes < 1 or self.gpus_per_node < 0 or self.max_requeues < 0:
-            raise ValueError("nodes must be >= 1, gpus_per_node and max_requeues >= 0")
-        if self.data_cpus < 1 or self.signal_s < 0 or not 0 < self.rdzv_port < 65536:
-            raise ValueError("data_cpus must be >= 1, signal_s >= 0, rdzv_port a port number")
+        for name, least in (("nodes", 1), ("gpus_per_node", 0), ("max_requeues", 0), ("data_cpus", 1),
+                            ("signal_s", 0)):
+            if getattr(self, name) < least:
+                raise FieldError(name, f"{name} must be >= {least}")
+        if not 0 < self.rdzv_port < 65536:
+            raise FieldError("rdzv_port", "rdzv_port must be a port number")
         for name in ("time", "data_time"):
             if not _TIME.match(getattr(self, name)):
-                raise ValueError(f"{name} must be a Slurm time like 24:00:00 or 2-00:00:00, "
+                raise FieldError(name, f"{name} must be a Slurm time like 24:00:00 or 2-00:00:00, "
                                  f"got {getattr(self, name)!r}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import tomllib
-from gristmill.errors import GristmillError
+from gristmill.errors import FieldError, GristmillError
 from gristmill.formats.stage_manifest import read_stage_manifest_or_none
 from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import atomic_write_bytes
@@ -41,7 +41,7 @@ class DemoCorpus:
 
     def __post_init__(self) -> None:
         if not self.prompt or not self.more_prompt:
-            raise ValueError("a demo needs non-empty prompts")
+            raise FieldError("prompt" if not self.prompt else "more_prompt", "a demo needs non-empty prompts")
 
 
 DEMOS = {

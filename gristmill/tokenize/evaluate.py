@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.corpus.documents import iter_batches, part_files
-from gristmill.errors import InputError
+from gristmill.errors import FieldError, InputError
 from gristmill.tokenize.sample import plan_sample
 from gristmill.tokenize.vocab import Vocab, load_vocab
 
@@ -45,9 +45,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if self.max_bytes is not None and self.max_bytes < 1:
-            raise ValueError(f"max_bytes must be >= 1, got {self.max_bytes}")
-        if self.longest < 0 or self.batch_docs < 1:
-            raise ValueError("longest must be >= 0 and batch_docs >= 1")
+            raise FieldError("max_bytes", f"max_bytes must be >= 1, got {self.max_bytes}")
+        if self.longest < 0:
+            raise FieldError("longest", "longest must be >= 0")
+        if self.batch_docs < 1:
+            raise FieldError("batch_docs", "batch_docs must be >= 1")
 
 
 @dataclass(slots=True)

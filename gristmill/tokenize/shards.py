@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from gristmill.config import config_hash
 from gristmill.corpus.documents import REMOVED_DIR, part_files, part_name, removed_table, write_table
-from gristmill.errors import InputError
+from gristmill.errors import FieldError, InputError
 from gristmill.formats.shard_manifest import FORMAT, FORMAT_VERSION, dtype_for
 from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.infra.dask import dask_client
@@ -61,14 +61,17 @@ class ShardsConfig:
     format: Literal["arrow", "megatron"] = "arrow"
 
     def __post_init__(self) -> None:
-        n = parse_token_count(self.shard_tokens)
+        try:
+            n = parse_token_count(self.shard_tokens)
+        except ValueError as e:
+            raise FieldError("shard_tokens", str(e)) from None
         if not 1 <= n <= MAX_SHARD_TOKENS:
-            raise ValueError(f"shard_tokens must be in [1, 2**31 - 1], got {n}")
+            raise FieldError("shard_tokens", f"shard_tokens must be in [1, 2**31 - 1], got {n}")
         object.__setattr__(self, "shard_tokens", n)
         if not 0.0 <= self.val_fraction <= 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1], got {self.val_fraction}")
+            raise FieldError("val_fraction", f"val_fraction must be in [0, 1], got {self.val_fraction}")
         if not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
+            raise FieldError("seed", f"seed must be in [0, 2**64), got {self.seed}")
 
 
 def resolve_tokenizer(path: Path) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gristmill.corpus.documents import part_files
-from gristmill.errors import InputError
+from gristmill.errors import FieldError, InputError
 from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha256_file
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.formats.stage_info import TokenizerInfo
@@ -55,22 +55,22 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESET_NAMES:
-            raise ValueError(f"preset must be one of {', '.join(PRESET_NAMES)}, got {self.preset!r}")
+            raise FieldError("preset", f"preset must be one of {', '.join(PRESET_NAMES)}, got {self.preset!r}")
         specials = self.all_special_tokens
         if len(set(specials)) != len(specials):
-            raise ValueError(f"special tokens must be distinct, got {list(specials)}")
+            raise FieldError("special_tokens", f"special tokens must be distinct, got {list(specials)}")
         if any(not s for s in specials):
-            raise ValueError("special tokens must not be empty strings")
+            raise FieldError("special_tokens", "special tokens must not be empty strings")
         floor = 256 + len(specials) + 1
         if not floor <= self.vocab_size <= 2**31 - 1:
-            raise ValueError(f"vocab_size must be at least {floor} (256 bytes + {len(specials)} "
+            raise FieldError("vocab_size", f"vocab_size must be at least {floor} (256 bytes + {len(specials)} "
                              f"special tokens + 1 merge), got {self.vocab_size}")
         if self.min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {self.min_frequency}")
+            raise FieldError("min_frequency", f"min_frequency must be >= 1, got {self.min_frequency}")
         if self.max_token_bytes is not None and self.max_token_bytes < 2:
-            raise ValueError(f"max_token_bytes must be >= 2, got {self.max_token_bytes}")
+            raise FieldError("max_token_bytes", f"max_token_bytes must be >= 2, got {self.max_token_bytes}")
         if self.max_bytes is not None and self.max_bytes < 1:
-            raise ValueError(f"max_bytes must be >= 1, got {self.max_bytes}")
+            raise FieldError("max_bytes", f"max_bytes must be >= 1, got {self.max_bytes}")
 
     @property
     def all_special_tokens(self) -> tuple[str, ...]:

@@ -31,13 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gristmill.errors import FieldError
+
 
 def _check_finite(cfg: Any, *names: str) -> None:
     """Refuse inf and nan (legal in TOML and in ``float()``): nan passes every range check."""
     for name in names:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            raise FieldError(name, f"{name} must be a finite number, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,10 +52,10 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "=:/ "):
-            raise ValueError(f"source name must be non-empty without '=', ':', '/' or spaces: {self.name!r}")
+            raise FieldError("name", f"source name must be non-empty without '=', ':', '/' or spaces: {self.name!r}")
         _check_finite(self, "weight")
         if not self.weight > 0:
-            raise ValueError(f"source {self.name!r}: weight must be > 0, got {self.weight}")
+            raise FieldError("weight", f"source {self.name!r}: weight must be > 0, got {self.weight}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,11 +70,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         names = [s.name for s in self.mixture]
         if len(set(names)) != len(names):
-            raise ValueError(f"mixture source names must be unique, got {names}")
+            raise FieldError("mixture", f"mixture source names must be unique, got {names}")
         if self.val_windows < 0:
-            raise ValueError(f"val_windows must be >= 0, got {self.val_windows}")
+            raise FieldError("val_windows", f"val_windows must be >= 0, got {self.val_windows}")
         if self.prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
+            raise FieldError("prefetch", f"prefetch must be >= 0, got {self.prefetch}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,14 +93,17 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _check_finite(self, "lr", "min_lr_ratio", "weight_decay", "beta1", "beta2", "eps", "grad_clip")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise FieldError("lr", f"lr must be > 0, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.eps <= 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0 and eps > 0")
+            raise FieldError("min_lr_ratio", f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"{name} must be >= 0")
+        if self.eps <= 0:
+            raise FieldError("eps", "eps must be > 0")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise FieldError(name, f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,9 +117,9 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _check_finite(self, "decay_frac")
         if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise FieldError("warmup_steps", f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 < self.decay_frac <= 1:
-            raise ValueError(f"decay_frac must be in (0, 1], got {self.decay_frac}")
+            raise FieldError("decay_frac", f"decay_frac must be in (0, 1], got {self.decay_frac}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,11 +137,11 @@ class ParallelConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise FieldError("threads", f"threads must be >= 1, got {self.threads}")
         if self.peak_flops is not None:
             _check_finite(self, "peak_flops")
             if not self.peak_flops > 0:
-                raise ValueError(f"peak_flops must be > 0, got {self.peak_flops}")
+                raise FieldError("peak_flops", f"peak_flops must be > 0, got {self.peak_flops}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,8 +152,10 @@ class CheckpointConfig:
     keep: int = 3     # newest complete checkpoints kept
 
     def __post_init__(self) -> None:
-        if self.every < 0 or self.keep < 1:
-            raise ValueError(f"checkpoint.every must be >= 0 and keep >= 1, got {self.every}, {self.keep}")
+        if self.every < 0:
+            raise FieldError("every", f"every must be >= 0, got {self.every}")
+        if self.keep < 1:
+            raise FieldError("keep", f"keep must be >= 1, got {self.keep}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -161,8 +168,10 @@ class LoggingConfig:
     tensorboard: bool = False  # also write RUN/tensorboard/ (needs the tensorboard package)
 
     def __post_init__(self) -> None:
-        if self.log_every < 1 or self.val_every < 0:
-            raise ValueError("log_every must be >= 1 and val_every >= 0")
+        if self.log_every < 1:
+            raise FieldError("log_every", "log_every must be >= 1")
+        if self.val_every < 0:
+            raise FieldError("val_every", "val_every must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -185,17 +194,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.seq_len < 2:
-            raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
+            raise FieldError("seq_len", f"seq_len must be >= 2, got {self.seq_len}")
         if self.batch_tokens < self.seq_len or self.batch_tokens % self.seq_len:
-            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be a positive multiple of "
-                             f"seq_len ({self.seq_len})")
+            raise FieldError("batch_tokens", f"batch_tokens ({self.batch_tokens}) must be a positive multiple "
+                             f"of seq_len ({self.seq_len})")
         if self.micro_batch is not None and self.micro_batch < 1:
-            raise ValueError(f"micro_batch must be >= 1, got {self.micro_batch}")
+            raise FieldError("micro_batch", f"micro_batch must be >= 1, got {self.micro_batch}")
         if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+            raise FieldError("max_steps", f"max_steps must be >= 1, got {self.max_steps}")
         if self.schedule.warmup_steps is not None and self.schedule.warmup_steps >= self.max_steps:
-            raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be < "
-                             f"max_steps ({self.max_steps})")
+            raise FieldError("schedule.warmup_steps", f"schedule.warmup_steps ({self.schedule.warmup_steps}) "
+                             f"must be < max_steps ({self.max_steps})")
 
     @property
     def global_windows(self) -> int:

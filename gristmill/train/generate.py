@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gristmill.errors import InputError
+from gristmill.errors import FieldError, InputError
 from gristmill.train.model import GPT, KVCache
 from gristmill.train.run import LoadedRun
 
@@ -35,15 +35,15 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise FieldError("temperature", f"temperature must be >= 0, got {self.temperature}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+            raise FieldError("top_k", f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+            raise FieldError("top_p", f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise FieldError("max_new_tokens", f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise FieldError("num_samples", f"num_samples must be >= 1, got {self.num_samples}")
 
 
 def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:

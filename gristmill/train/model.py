@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gristmill.errors import FieldError
+
 # d_model, n_layer, n_head for the named sizes; vocab and context come from the data.
 _NAMED: dict[str, dict[str, int]] = {
     "tiny": {"n_layer": 2, "n_head": 4, "d_model": 64},        # unit tests, seconds on CPU
@@ -71,21 +73,22 @@ class ModelConfig:
         for name, cap in _CAPS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise FieldError(name, f"{name} must be a positive integer, got {value!r}")
             if value > cap:
-                raise ValueError(f"{name} must be at most {cap:,}, got {value:,}")
+                raise FieldError(name, f"{name} must be at most {cap:,}, got {value:,}")
         if self.d_model % self.n_head:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+            raise FieldError("d_model", f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         if self.head_dim % 2:
-            raise ValueError(f"head dim d_model/n_head = {self.head_dim} must be even for RoPE")
+            raise FieldError("d_model", f"head dim d_model/n_head = {self.head_dim} must be even for RoPE")
         if self.n_head % self.n_kv_head:  # type: ignore[operator]
-            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
+            raise FieldError("n_kv_head",
+                             f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         for name in ("rope_theta", "norm_eps", "init_std"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+                raise FieldError(name, f"{name} must be > 0 and finite, got {value!r}")
         if not isinstance(self.tie_embeddings, bool):
-            raise ValueError(f"tie_embeddings must be true or false, got {self.tie_embeddings!r}")
+            raise FieldError("tie_embeddings", f"tie_embeddings must be true or false, got {self.tie_embeddings!r}")
 
     @property
     def head_dim(self) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gristmill.errors import GristmillError
+from gristmill.errors import FieldError, GristmillError
 from gristmill.manifest import Counts
 from gristmill.pipelines.registry import StageSpec
 from gristmill.stage import Runtime, StageResult, StageRun
@@ -21,7 +21,7 @@ class ReadConfig:
 
     def __post_init__(self) -> None:
         if self.min_chars < 0:
-            raise ValueError(f"min_chars must be >= 0, got {self.min_chars}")
+            raise FieldError("min_chars", f"min_chars must be >= 0, got {self.min_chars}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

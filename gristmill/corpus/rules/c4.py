@@ -15,6 +15,7 @@ from typing import Literal
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TERMINAL_PUNCT, UNSEGMENTED_RE, WORD_RE
+from gristmill.errors import FieldError
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
@@ -47,8 +48,9 @@ class C4Config:
     keep_code_lines: bool = False
 
     def __post_init__(self) -> None:
-        if self.min_words_per_line < 0 or self.max_word_length < 0 or self.min_sentences < 0:
-            raise ValueError("min_words_per_line, max_word_length and min_sentences must be >= 0")
+        for name in ("min_words_per_line", "max_word_length", "min_sentences"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"{name} must be >= 0")
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TERMINAL_PUNCT, TextStats, duplicates
+from gristmill.errors import FieldError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -23,9 +24,10 @@ class FineWebConfig:
         for name in ("min_line_punct_ratio", "max_short_line_ratio", "max_dup_line_char_ratio"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {v}")
-        if self.short_line_length < 0 or self.max_newline_per_word < 0:
-            raise ValueError("short_line_length and max_newline_per_word must be >= 0")
+                raise FieldError(name, f"{name} must be between 0 and 1, got {v}")
+        for name in ("short_line_length", "max_newline_per_word"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"{name} must be >= 0")
 
 
 def fineweb_quality(stats: TextStats, cfg: FineWebConfig, *, all_reasons: bool = False) -> list[Failure]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import MAX_NGRAM, TextStats, duplicates
+from gristmill.errors import FieldError
 
 BULLETS = ("•", "-", "*", "‣", "◦", "●", "▪", "–", "·")
 ELLIPSES = ("...", "…")
@@ -20,7 +21,7 @@ ELLIPSES = ("...", "…")
 
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        raise FieldError(name, f"{name} must be between 0 and 1, got {value}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,13 +46,16 @@ class GopherQualityConfig:
 
     def __post_init__(self) -> None:
         if self.min_words < 0 or self.max_words < self.min_words:
-            raise ValueError(f"need 0 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
+            raise FieldError("min_words" if self.min_words < 0 else "max_words",
+                             f"need 0 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
         if not 0 <= self.min_mean_word_length <= self.max_mean_word_length:
-            raise ValueError("need 0 <= min_mean_word_length <= max_mean_word_length")
+            raise FieldError("min_mean_word_length" if self.min_mean_word_length < 0 else "max_mean_word_length",
+                             "need 0 <= min_mean_word_length <= max_mean_word_length")
         for name in ("max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio"):
             _check_fraction(name, getattr(self, name))
-        if self.max_symbol_word_ratio < 0 or self.min_stop_words < 0:
-            raise ValueError("max_symbol_word_ratio and min_stop_words must be >= 0")
+        for name in ("max_symbol_word_ratio", "min_stop_words"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"{name} must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,9 +79,10 @@ class GopherRepetitionConfig:
         for sizes, fracs, label in ((self.top_ngram_sizes, self.top_ngram_max_char_frac, "top_ngram"),
                                     (self.dup_ngram_sizes, self.dup_ngram_max_char_frac, "dup_ngram")):
             if len(sizes) != len(fracs):
-                raise ValueError(f"{label}_sizes and {label}_max_char_frac must have the same length")
+                raise FieldError(f"{label}_sizes",
+                                 f"{label}_sizes and {label}_max_char_frac must have the same length")
             if any(not 1 <= n <= MAX_NGRAM for n in sizes):
-                raise ValueError(f"{label}_sizes must be between 1 and {MAX_NGRAM}")
+                raise FieldError(f"{label}_sizes", f"{label}_sizes must be between 1 and {MAX_NGRAM}")
             for f in fracs:
                 _check_fraction(f"{label}_max_char_frac", f)
 
