@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gristmill.config import build, to_dict, tomllib
-from gristmill.errors import ConfigError, GristmillError
+from gristmill.config import read_toml, to_dict
+from gristmill.errors import ConfigError, FieldError, GristmillError
 from gristmill.pipelines.registry import Layout
-from gristmill.pipelines.spec import PipelineConfig, load_pipeline
+from gristmill.pipelines.spec import PipelineConfig, PipelineFile, load_pipeline
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,20 +48,21 @@ class AblateSection:
     max_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
+        # The messages name no key: the loader prefixes "FILE:LINE: [ablate] KEY:".
         if (self.heldout is None) == (self.heldout_fraction == 0.0):
-            raise ConfigError("ablate: give either heldout (a file or folder) or heldout_fraction (carve it "
-                              "out of the raw input), not both")
+            raise FieldError("heldout", "give either heldout (a file or folder) or heldout_fraction (carve it "
+                             "out of the raw input), not both")
         if not 0.0 <= self.heldout_fraction <= 0.5:
-            raise ConfigError(f"ablate.heldout_fraction: must be in (0, 0.5], got {self.heldout_fraction}")
+            raise FieldError("heldout_fraction", f"must be in (0, 0.5], got {self.heldout_fraction}")
         if len(self.arms) < 2:
-            raise ConfigError("ablate.arms: give at least two arms")
+            raise FieldError("arms", "give at least two arms")
         for name, stages in self.arms.items():
             if not name.replace("-", "").replace("_", "").replace("+", "").isalnum():
-                raise ConfigError(f"ablate.arms: arm name {name!r}: letters, digits, - _ + only")
+                raise FieldError(f"arms.{name}", f"arm name {name!r}: letters, digits, - _ + only")
             if not stages or stages[-1] != "train":
-                raise ConfigError(f"ablate.arms.{name}: the last stage must be train")
+                raise FieldError(f"arms.{name}", "the last stage must be train")
         if self.max_bytes < 1:
-            raise ConfigError("ablate.max_bytes: must be at least 1")
+            raise FieldError("max_bytes", "must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +88,18 @@ class Ablation:
 
 def load_ablation(path: str | Path, *, root: Path | None = None,
                   cluster_overrides: Mapping[str, Any] | None = None) -> Ablation:
-    path = Path(path)
-    base = load_pipeline(path, root=root, cluster_overrides=cluster_overrides)  # checks every stage table, [pipeline] and [ablate] presence
-    doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    if "ablate" not in doc:
+    toml = read_toml(path, what="pipeline")
+    path = toml.path
+    base = load_pipeline(toml, root=root, cluster_overrides=cluster_overrides)  # every stage table, [pipeline]
+    if "ablate" not in toml.doc:
         raise ConfigError(f"{path}: no [ablate] table: name the arms and the held-out text")
-    sect = build(AblateSection, doc["ablate"], where="ablate")
+    loc = PipelineFile(toml)  # errors read "FILE:LINE: [ablate] KEY: ...", as the pipeline's do
+    sect = loc.build(AblateSection, toml.doc, "ablate")
     if sect.heldout is not None:
         held = Path(sect.heldout).expanduser()
         held = held if held.is_absolute() else (path.parent / held).resolve()
         if not held.exists():
-            raise ConfigError(f"{path}: [ablate] heldout: not found: {held}")
+            raise loc.error("ablate", "heldout", f"not found: {held}")
         sect = dataclasses.replace(sect, heldout=held)
     base = _for_ablation(base, sect)
     arms = {name: _arm(base, name, stages) for name, stages in sect.arms.items()}

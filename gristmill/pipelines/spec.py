@@ -56,13 +56,17 @@ class PipelineConfig:
         raise ConfigError(f"unknown stage {name!r} (stages: {', '.join(s.name for s in self.registry)})")
 
 
-def load_pipeline(path: str | Path, *, root: Path | None = None,
+def load_pipeline(path: str | Path | TomlFile, *, root: Path | None = None,
                   cluster_overrides: Mapping[str, Any] | None = None,
                   registry: Sequence[StageSpec] = STAGES) -> PipelineConfig:
-    """Read and check a pipeline file: every error is found here, before any stage runs."""
-    path = Path(path)
-    toml = read_toml(path, what="pipeline")
-    doc, loc = toml.doc, _Locator(toml)
+    """Read and check a pipeline file: every error is found here, before any stage runs.
+
+    ``path`` may be the file already read (by :func:`read_toml`), so a caller that reads tables
+    of its own (``[ablate]``) parses it once.
+    """
+    toml = path if isinstance(path, TomlFile) else read_toml(path, what="pipeline")
+    path = toml.path
+    doc, loc = toml.doc, PipelineFile(toml)
     names = [s.name for s in registry]
     for table in doc:
         if table not in names and table not in _META_TABLES:
@@ -107,7 +111,7 @@ def _resolve(base: Path, p: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
-def _stage_list(stages: tuple[str, ...] | None, names: list[str], loc: _Locator) -> tuple[str, ...]:
+def _stage_list(stages: tuple[str, ...] | None, names: list[str], loc: PipelineFile) -> tuple[str, ...]:
     if stages is None:
         return tuple(names)
     for s in stages:
@@ -120,8 +124,10 @@ def _stage_list(stages: tuple[str, ...] | None, names: list[str], loc: _Locator)
     return tuple(stages)
 
 
-class _Locator:
-    """Builds the file's tables; every error reads ``FILE:LINE: [table] key: message``.
+class PipelineFile:
+    """Builds a pipeline file's tables; every error reads ``FILE:LINE: [table] key: message``.
+
+    ``pipelines.ablate_spec`` builds ``[ablate]`` with it too, so its errors read the same.
 
     :func:`gristmill.config.build` locates its errors itself (a :class:`ConfigKeyError` carries
     the dotted key, its line and the reason as fields); this only words them for a pipeline file.

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from gristmill.cli import cli
+from gristmill.config import ConfigKeyError
 from gristmill.corpus.ingest import is_heldout
-from gristmill.errors import ConfigError
 from gristmill.formats.stage_manifest import read_stage_manifest
 from gristmill.pipelines.ablate import run_ablation
 from gristmill.pipelines.ablate_spec import load_ablation
@@ -106,10 +106,12 @@ def test_heldout_and_fraction_are_exclusive(tmp_path):
     (tmp_path / "h.txt").write_text("held out", encoding="utf-8")
     text = path.read_text().replace("[ablate]\n", '[ablate]\nheldout = "h.txt"\n')
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match="give either heldout .* or heldout_fraction"):
+    line = text.splitlines().index('heldout = "h.txt"') + 1
+    with pytest.raises(ConfigKeyError, match="give either heldout .* or heldout_fraction") as e:
         load_ablation(path)
+    assert (e.value.table, e.value.key, e.value.line) == ("ablate", "heldout", line)
     r = CliRunner().invoke(cli, ["ablate", str(path), "--dry-run"])
-    assert r.exit_code == 2 and r.output.startswith("Error: ablate: give either heldout")
+    assert r.exit_code == 2 and r.output.startswith(f"Error: {path}:{line}: [ablate] heldout: give either heldout")
     assert isinstance(r.exception, SystemExit)
 
 
