@@ -14,7 +14,9 @@ Tables merge key by key at every depth; any other value replaces the one below. 
 a wrong type or a failed validation raises :class:`ConfigKeyError`: one line naming the file,
 table and key, with the dotted key, the table and, where known, the file and line as attributes.
 A class that renamed a key lists it in ``old_names`` (old -> new): the old name is still read,
-with a warning, and giving both is an error.
+with a warning, and giving both is an error. A class's ``__post_init__`` refuses a value by
+raising :class:`gristmill.errors.FieldError` with the field's name, which locates the error;
+any other ``ValueError`` it lets out is reported at its table.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, FieldError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -259,11 +261,17 @@ def _build(cls: type[C], values: Mapping[str, Any], path: list[str | int], at: _
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise at.error(path, f"unknown key {unknown[0]!r}", key=[*path, unknown[0]], known=sorted(fields))
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise at.error(path, f"missing key {missing[0]!r}", key=[*path, missing[0]])
     kwargs = {name: _coerce(hints[name], val, [*path, name], at) for name, val in values.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise at.error(path, str(e), key=[*path, *_named_key(str(e), values, fields)]) from None
+    except FieldError as e:  # __post_init__ names the field it refuses
+        raise at.error(path, str(e), key=[*path, *e.field.split(".")]) from None
+    except (TypeError, ValueError) as e:  # from deeper down (a constructor it calls): about the table
+        raise at.error(path, str(e)) from None
 
 
 def _renamed(cls: type, values: Mapping[str, Any], path: list[str | int], at: _Where) -> Mapping[str, Any]:
@@ -285,26 +293,6 @@ def _renamed(cls: type, values: Mapping[str, Any], path: list[str | int], at: _W
         log.warning("%s%s: deprecated name, read as %r: rename it", at.name([*path, old]),
                     f" (line {line})" if line else "", new)
         out[new] = out.pop(old)
-    return out
-
-
-def _named_key(message: str, values: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
-    """The key a validation message is about: the one it names first (the longest on a tie),
-    preferring keys that were given over the dataclass's other fields; ``[]`` if it names none."""
-    for pool in (_flat_keys(values), list(fields)):
-        hits = [(m.start(), -len(k), k) for k in pool
-                if (m := re.search(rf"(?<!\w){re.escape(k)}(?!\w)", message))]
-        if hits:
-            return min(hits)[2].split(".")
-    return []
-
-
-def _flat_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in values.items():
-        out.append(prefix + k)
-        if isinstance(v, Mapping):
-            out.extend(_flat_keys(v, prefix + k + "."))
     return out
 
 
