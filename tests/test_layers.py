@@ -1,7 +1,9 @@
-"""The import rule of CONTRIBUTING.md's "Layers": a package imports only its own layer or lower ones.
+"""The import rule of CONTRIBUTING.md's "Layers": a package imports only its own layer or lower ones,
+and no module imports itself back through others (no cycle, within a layer too).
 
 Every module under gristmill/ is parsed with ``ast`` (nothing is imported), and every import
-counts: top-level, inside a function (lazy), under ``if TYPE_CHECKING:``, relative, and
+counts: top-level, at the bottom of a module (after the names the other side needs, the usual way
+to hide a cycle), inside a function (lazy), under ``if TYPE_CHECKING:``, relative, and
 ``importlib.import_module("gristmill....")`` with a literal name.
 """
 
@@ -133,6 +135,61 @@ def test_no_lower_layer_imports_a_higher_one():
 ])
 def test_the_rule_itself(importer, imported, ok):
     assert (why_not(importer, imported) is None) == ok
+
+
+def import_cycles(edges: list[tuple[str, int, str]]) -> list[list[str]]:
+    """Each set of modules that import one another in a ring (Tarjan's strongly connected components)."""
+    graph: dict[str, set[str]] = {}
+    for importer, _, imported in edges:
+        if importer != imported:
+            graph.setdefault(importer, set()).add(imported)
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            ring = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(ring) > 1:
+                cycles.append(sorted(ring))
+
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    return sorted(cycles)
+
+
+def test_no_import_cycle():
+    """A cycle works only while each side imports the other late enough (at its bottom, in a function,
+    under TYPE_CHECKING): one reordered import and the package no longer loads. Move what both sides
+    need into a module below them both."""
+    cycles = import_cycles(all_edges())
+    assert not cycles, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_a_cycle_through_an_import_at_the_bottom_is_seen(tmp_path, monkeypatch):
+    pkg = tmp_path / "gristmill"
+    (pkg / "corpus").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "corpus" / "__init__.py").write_text("")
+    (pkg / "corpus" / "readers.py").write_text(  # what corpus/readers.py did before issue 15
+        "class Raw: ...\n\ndef read(): return text()\n\n"
+        "from gristmill.corpus.readers_text import text  # noqa: E402\n")
+    (pkg / "corpus" / "readers_text.py").write_text("from gristmill.corpus.readers import Raw\n"
+                                                    "def text(): return [Raw()]\n")
+    (pkg / "corpus" / "ingest.py").write_text("from gristmill.corpus import readers\n")  # uses it: no cycle
+    monkeypatch.setattr(sys.modules[__name__], "PKG", pkg)
+    assert import_cycles(all_edges()) == [["gristmill.corpus.readers", "gristmill.corpus.readers_text"]]
 
 
 def test_lazy_relative_and_type_checking_imports_are_seen(tmp_path, monkeypatch):

@@ -3,57 +3,24 @@
 A unit (:class:`InputUnit`) is a slice of one input: a byte range of a JSONL file, a range of
 Parquet row groups, a whole compressed file, a batch of small text files. Readers yield
 :class:`Raw` records (a Python value plus where it came from) or :class:`Bad` ones (the
-bytes, and why they could not be used), never raising on bad data.
+bytes, and why they could not be used), never raising on bad data. These types are defined in
+:mod:`gristmill.corpus.readers_base`, below this module and the per-format readers it calls.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from gristmill.corpus.linereader import bounded_lines
-
-Kind = Literal["jsonl", "jsonl.gz", "jsonl.zst", "txt", "txt.gz", "txt.zst", "parquet", "arrow",
-               "binary"]
-TxtSplit = Literal["file", "lines", "paragraphs"]
+from gristmill.corpus.readers_base import Bad, InputUnit, Kind, Raw, TxtSplit, too_large
+from gristmill.corpus.readers_columnar import arrow_batches, parquet_groups
+from gristmill.corpus.readers_text import line_records, text_records
 
 _SNIFF = 8192
 _JSONL_EXT = (".jsonl", ".ndjson", ".json")
 _TXT_EXT = (".txt", ".text", ".md", ".rst")
-
-
-@dataclass(frozen=True, slots=True)
-class InputUnit:
-    """One task's worth of input: ``paths`` of one ``kind``, optionally a byte/row-group range."""
-
-    kind: Kind
-    paths: tuple[str, ...]
-    rel: tuple[str, ...]
-    start: int = 0
-    stop: int = -1
-
-
-@dataclass(slots=True)
-class Raw:
-    """A record as read, before validation: a JSON value, a table row, or a text."""
-
-    value: Any
-    origin: str
-    raw: bytes | None = None
-
-
-@dataclass(slots=True)
-class Bad:
-    """Input that cannot become a document, with the reason and its bytes."""
-
-    reason: str
-    detail: str
-    origin: str
-    raw: bytes | None = None
-    count: int = 1  # input records it stands for: the rows of a lost row group, say
 
 
 def detect_kind(path: Path) -> Kind:
@@ -109,11 +76,6 @@ def read_unit(unit: InputUnit, txt_split: TxtSplit, max_record_bytes: int = 32 <
     else:
         for path, rel in zip(unit.paths, unit.rel):
             yield from text_records(InputUnit(unit.kind, (path,), (rel,)), txt_split, limit)
-
-
-def too_large(size: int, limit: int, where: str, origin: str) -> Bad:
-    """The quarantine record of a record over ``max_record_bytes`` (its bytes are not kept)."""
-    return Bad("record_too_large", f"{size} bytes > max_record_bytes {limit} at {where}", origin, None)
 
 
 def _decode_line(line: bytes, origin: str) -> Raw | Bad | None:
@@ -178,5 +140,6 @@ def _binary(unit: InputUnit) -> Iterator[Bad]:
               unit.rel[0], head)
 
 
-from gristmill.corpus.readers_columnar import arrow_batches, parquet_groups  # noqa: E402  (they use Raw/Bad)
-from gristmill.corpus.readers_text import line_records, text_records  # noqa: E402
+# The record types live in readers_base (the per-format readers need them too); callers import them from here.
+__all__ = ["Kind", "TxtSplit", "InputUnit", "Raw", "Bad", "HugeInt", "too_large", "detect_kind", "looks_binary",
+           "read_unit", "raw_bytes"]

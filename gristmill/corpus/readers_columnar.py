@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gristmill.corpus.readers import Bad, Raw, too_large
+from gristmill.corpus.readers_base import Bad, Raw, too_large
 
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 # Converting cells to Python can fail for one row (a timestamp out of range, say).

@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 from gristmill.corpus.linereader import TRUNCATION, Line, bounded_lines, open_compressed, zstd_incomplete_at
-from gristmill.corpus.readers import Bad, InputUnit, Raw, TxtSplit, too_large
+from gristmill.corpus.readers_base import Bad, InputUnit, Raw, TxtSplit, too_large
 
 Decode = Callable[[bytes, str], "Raw | Bad | None"]
 
