@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gristmill.infra.plots import new_figure, save_png
+from gristmill.infra.plots import new_figure, png_folder, save_png
 from gristmill.tokenize.stats import ShardStats
 
 
@@ -51,11 +51,9 @@ def zipf_plot(stats: ShardStats) -> Figure:
 
 
 def write_plots(stats: ShardStats, directory: Path) -> list[Path]:
-    """Write ``lengths.png`` and ``zipf.png`` into ``directory``; return their paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, fig in (("lengths.png", length_histogram(stats)), ("zipf.png", zipf_plot(stats))):
-        save_png(fig, directory / name)
-        paths.append(directory / name)
+    """Write ``lengths.png`` and ``zipf.png`` into ``directory`` (new or a folder; only those two
+    names are touched, each only if missing or a PNG gristmill wrote); return their paths."""
+    paths = png_folder(directory, ("lengths.png", "zipf.png"))  # both checked before either is drawn
+    for path, draw in zip(paths, (length_histogram, zipf_plot), strict=True):
+        save_png(draw(stats), path)
     return paths

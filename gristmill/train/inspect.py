@@ -281,13 +281,15 @@ def _warn_missing_glyphs(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _save(fig, out: Path) -> None:  # type: ignore[no-untyped-def]
+    from gristmill.infra.plots import save_png  # matplotlib: only when a plot is drawn
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fig.tight_layout()
-            fig.savefig(out, dpi=120)
+            save_png(fig, out, dpi=120)  # refuses a file, link or folder that is not its own PNG
         _warn_missing_glyphs(caught)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot write plot {out}: {e}") from None

@@ -74,3 +74,15 @@ def test_a_folder_built_aside_is_fsynced_whole_before_its_rename(tmp_path, event
     assert {str((src / "model.safetensors").resolve()), str((src / "sub" / "config.json").resolve()),
             str(src.resolve())} <= synced
     assert events[i + 1:] == [("fsync", str(tmp_path.resolve()))]
+
+
+def test_a_png_is_written_aside_fsynced_and_renamed_into_place(tmp_path, events):
+    from gristmill.infra.plots import new_figure, save_png
+
+    out = tmp_path / "zipf.png"
+    save_png(new_figure(), out)
+    (_, tmp), replaced, synced_dir = events
+    assert Path(tmp).parent == tmp_path.resolve() and Path(tmp).name.startswith(".zipf.png.")
+    assert replaced == ("replace", str(out.resolve())) and synced_dir == ("fsync", str(tmp_path.resolve()))
+    assert [p.name for p in tmp_path.iterdir()] == ["zipf.png"]
+

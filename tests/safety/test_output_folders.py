@@ -371,3 +371,75 @@ def test_report_replaces_only_an_earlier_report(invoke, corpus, tmp_path):
     report.write_bytes(first.replace(b"</body>", b"<p>stale</p></body>"))
     assert invoke("report", root, "-o", report).exit_code == 0  # an earlier report: replaced
     assert b"stale" not in report.read_bytes()
+
+
+def _users_png(path: Path) -> bytes:
+    """A real PNG of the user's own (matplotlib's default text, no gristmill marker)."""
+    from matplotlib.figure import Figure
+
+    Figure(figsize=(1, 1)).savefig(path, format="png")
+    return path.read_bytes()
+
+
+def test_inspect_plot_replaces_only_its_own_png(invoke, tmp_path):
+    """--plot FILE: a user's PNG or a link at FILE is refused (the link's target unchanged); a
+    PNG an earlier --plot wrote is replaced."""
+    mine, thesis = tmp_path / "figure.png", tmp_path / "thesis.tex"
+    mine_bytes = _users_png(mine)
+    thesis.write_text("years of work\n")
+    link = tmp_path / "link.png"
+    link.symlink_to(thesis)
+    for out, why in ((mine, "(no gristmill marker)"), (link, "(a link)")):
+        r = invoke("inspect", "attention", _tiny_run(), "To be, or not", "--plot", out)
+        one_line_error(r, 2, f"{out} exists and is not a PNG gristmill wrote {why}", "choose another name")
+    assert mine.read_bytes() == mine_bytes and link.is_symlink() and thesis.read_text() == "years of work\n"
+
+    ours = tmp_path / "attn.png"
+    for _ in range(2):  # new, then over its own earlier plot
+        r = invoke("inspect", "attention", _tiny_run(), "To be, or not", "--plot", ours)
+        assert r.exit_code == 0, r.output
+    assert ours.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attn.png", "figure.png", "link.png", "thesis.tex"]
+
+
+def test_shards_stats_plot_folder_keeps_a_users_files(invoke, tiny_shards, user_folder):
+    """--plot DIR into an existing folder: the user's files stay; a user's PNG under a plot's name
+    is refused before either plot is written."""
+    shards = _shard_folder(tiny_shards[0])
+    before = snapshot(user_folder)
+    for _ in range(2):  # new plots, then over its own
+        r = invoke("shards", "stats", shards, "--plot", user_folder)
+        assert r.exit_code == 0, r.output
+    after = snapshot(user_folder)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert sorted(set(after) - set(before)) == ["lengths.png", "zipf.png"]
+
+    (user_folder / "lengths.png").unlink()
+    mine = _users_png(user_folder / "zipf.png")
+    r = invoke("shards", "stats", shards, "--plot", user_folder)
+    one_line_error(r, 2, f"{user_folder / 'zipf.png'} exists and is not a PNG gristmill wrote")
+    assert (user_folder / "zipf.png").read_bytes() == mine and not (user_folder / "lengths.png").exists()
+    assert snapshot(user_folder) == {**before, "zipf.png": mine}
+
+
+def test_shards_stats_plot_refuses_a_file_in_the_folders_place(invoke, tiny_shards, tmp_path):
+    shards, out = _shard_folder(tiny_shards[0]), tmp_path / "plots"
+    out.write_text("mine\n")
+    r = invoke("shards", "stats", shards, "--plot", out)
+    assert r.exit_code == 2 and out.read_text() == "mine\n", r.output
+
+
+def test_training_keeps_a_users_loss_png_and_finishes(tmp_path, caplog):
+    """The run's loss plot follows the same rule; refusing it only skips the plot, with a warning."""
+    from gristmill.formats.run_metrics import METRICS
+    from gristmill.train.metrics import plot_loss
+
+    (tmp_path / METRICS).write_text("".join(f'{{"step": {s}, "loss": {3 - s / 10}}}\n' for s in range(1, 6)))
+    mine = _users_png(tmp_path / "loss.png")
+    with caplog.at_level("WARNING", logger="gristmill"):
+        assert plot_loss(tmp_path) is None
+    assert (tmp_path / "loss.png").read_bytes() == mine
+    assert "loss plot not written" in caplog.text and "not a PNG gristmill wrote" in caplog.text
+    (tmp_path / "loss.png").unlink()
+    assert plot_loss(tmp_path) == tmp_path / "loss.png"
+    assert plot_loss(tmp_path) == tmp_path / "loss.png"  # its own: replaced
