@@ -22,6 +22,7 @@ import torch
 
 from gristmill.errors import ConfigError, InputError
 from gristmill.formats.run_metrics import METRICS, MetricRecord, ValRecord, read_metrics
+from gristmill.manifest import atomic_write_bytes
 from gristmill.progress import PROGRESS_LOGGER
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,9 @@ class MetricsLog:
         self._f = self.path.open("a")
 
     def _truncate(self, step: int) -> None:
+        # Temp file + fsync + rename: a crash mid-rewrite leaves the whole old history, never half of it.
         keep = [r for r in read_metrics(self.path.parent) if r.step <= step]
-        self.path.write_text("".join(json.dumps(r.as_dict()) + "\n" for r in keep))
+        atomic_write_bytes(self.path, "".join(json.dumps(r.as_dict()) + "\n" for r in keep).encode())
 
     def write(self, record: MetricRecord) -> None:
         if not self.enabled:

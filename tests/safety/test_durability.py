@@ -86,3 +86,30 @@ def test_a_png_is_written_aside_fsynced_and_renamed_into_place(tmp_path, events)
     assert replaced == ("replace", str(out.resolve())) and synced_dir == ("fsync", str(tmp_path.resolve()))
     assert [p.name for p in tmp_path.iterdir()] == ["zipf.png"]
 
+
+def test_resume_rewrites_metrics_aside_and_a_crash_keeps_the_history(tmp_path, events, monkeypatch):
+    import gristmill.manifest as manifest
+    from gristmill.formats.run_metrics import METRICS, read_metrics
+    from gristmill.train.metrics import MetricsLog
+
+    path = tmp_path / METRICS
+    history = "".join(f'{{"step": {s}, "loss": 1.0}}\n' for s in range(1, 6))
+    path.write_text(history)
+
+    def crash(src, dst, **kw):
+        raise OSError(5, "power cut")
+
+    with monkeypatch.context() as m:  # the rename never happens: the old history is whole
+        m.setattr(manifest, "replace_durably", crash)
+        with pytest.raises(OSError, match="power cut"):
+            MetricsLog(tmp_path, enabled=True, resume_step=3, tensorboard=False)
+    assert path.read_text() == history
+
+    for p in tmp_path.glob(f".{METRICS}.tmp-*"):
+        p.unlink()
+    inode = path.stat().st_ino
+    events.clear()
+    MetricsLog(tmp_path, enabled=True, resume_step=3, tensorboard=False).close()
+    assert [r.step for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert path.stat().st_ino != inode  # a new file renamed over the old one, not rewritten in place
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"] and events[1][1] == str(path.resolve())
