@@ -233,10 +233,11 @@ def quality() -> None:
 
 
 def _quality_options(f):  # type: ignore[no-untyped-def]
-    f = click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed of the held-out split and of fastText.")(f)
-    f = click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-                     help="Share of documents held out for evaluation.")(f)
+    # Defaults are quality_train.TrainConfig's (a flag not given is None; the help quotes them).
+    f = click.option("--seed", type=int, default=None,
+                     help="Seed of the held-out split and of fastText. [default: 0]")(f)
+    f = click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=None,
+                     help="Share of documents held out for evaluation. [default: 0.1]")(f)
     f = click.option("--negative", required=True, type=click.Path(exists=True, path_type=Path),
                      help="Documents to score low (random web text), any format `corpus ingest` reads.")(f)
     f = click.option("--positive", required=True, type=click.Path(exists=True, path_type=Path),
@@ -254,10 +255,10 @@ def _print_eval(result: dict[str, float]) -> None:
 @_quality_options
 @click.option("-o", "--out", "model_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file to write (fastText binary format).")
-@click.option("--epoch", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--epoch", type=click.IntRange(min=1), default=None, help="fastText training epochs. [default: 5]")
 @clikit.json_option
-def quality_train(positive: Path, negative: Path, holdout: float, seed: int, model_out: Path, epoch: int,
-                  as_json: bool) -> None:
+def quality_train(positive: Path, negative: Path, holdout: float | None, seed: int | None, model_out: Path,
+                  epoch: int | None, as_json: bool) -> None:
     """Train a linear classifier: POSITIVE documents score 1, NEGATIVE ones 0.
 
     \b
@@ -267,7 +268,8 @@ def quality_train(positive: Path, negative: Path, holdout: float, seed: int, mod
     """
     from gristmill.corpus.quality_train import TrainConfig, train
 
-    result = train(positive, negative, model_out, TrainConfig(holdout=holdout, seed=seed, epoch=epoch))
+    cfg = clikit.load_config(TrainConfig, None, "quality", {"holdout": holdout, "seed": seed, "epoch": epoch})
+    result = train(positive, negative, model_out, cfg)
     click.echo(f"wrote {model_out} (trained on {int(result['train_docs']):,} documents, "
                f"{int(result['skipped']):,} unusable records skipped)", err=True)
     _print_eval(result)
@@ -281,8 +283,8 @@ def quality_train(positive: Path, negative: Path, holdout: float, seed: int, mod
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Score at or above which a document counts as positive.")
 @clikit.json_option
-def quality_eval(positive: Path, negative: Path, holdout: float, seed: int, model: Path, threshold: float,
-                 as_json: bool) -> None:
+def quality_eval(positive: Path, negative: Path, holdout: float | None, seed: int | None, model: Path,
+                 threshold: float, as_json: bool) -> None:
     """Precision and recall of MODEL on the documents `train` held out (same --seed/--holdout).
 
     \b
@@ -291,7 +293,8 @@ def quality_eval(positive: Path, negative: Path, holdout: float, seed: int, mode
     """
     from gristmill.corpus.quality_train import TrainConfig, evaluate
 
-    result = evaluate(positive, negative, model, TrainConfig(holdout=holdout, seed=seed), threshold)
+    cfg = clikit.load_config(TrainConfig, None, "quality", {"holdout": holdout, "seed": seed})
+    result = evaluate(positive, negative, model, cfg, threshold)
     _print_eval(result)
     if as_json:
         clikit.emit_json(result)

@@ -13,11 +13,12 @@ from gristmill.train.inspect_cli import _device_opt, _json_opt, _load, _run_arg,
 @inspect.command("compression")
 @_run_arg
 @click.argument("text", required=False, type=click.Path(path_type=Path))
-@click.option("--max-bytes", type=click.IntRange(min=1), default=2_000_000, show_default=True,
-              help="Measure at most this many bytes of text (whole documents, the last one cut).")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,  # inspect_compression.DEFAULT_MAX_BYTES
+              help="Measure at most this many bytes of text (whole documents, the last one cut). "
+                   "[default: 2000000]")
 @_device_opt
 @_json_opt
-def compression_cmd(run_dir: Path, text: Path | None, max_bytes: int, device: str, as_json: bool) -> None:
+def compression_cmd(run_dir: Path, text: Path | None, max_bytes: int | None, device: str, as_json: bool) -> None:
     """The model's bits per byte on TEXT beside gzip, bz2, xz and zstd, and the model's size.
 
     TEXT is a UTF-8 file (one document), a folder of .txt files (one document each) or a shards
@@ -28,15 +29,15 @@ def compression_cmd(run_dir: Path, text: Path | None, max_bytes: int, device: st
       gristmill inspect compression runs/demo
       gristmill inspect compression runs/demo hamlet.txt
     """
-    from gristmill.train.inspect_compression import compression, format_compression, load_documents
+    from gristmill.train import inspect_compression as ic  # torch: imported when the command runs
 
     run = _load(run_dir, device)
-    docs, source = load_documents(run, text, max_bytes)
-    rep = compression(run, docs, source)
+    docs, source = ic.load_documents(run, text, ic.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
+    rep = ic.compression(run, docs, source)
     if as_json:
         emit_json(rep.as_dict())
         return
-    click.echo(format_compression(rep))
+    click.echo(ic.format_compression(rep))
 
 
 @inspect.command("context")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,6 +16,7 @@ from gristmill.cli import cli
 from gristmill.corpus.clean import clean
 from gristmill.corpus.clean_config import load_clean_config
 from gristmill.corpus.documents import part_files, removed_files
+from gristmill.corpus import quality_train
 from gristmill.corpus.quality_train import TrainConfig, evaluate, train
 from gristmill.stage import Runtime
 from tests.corpus.docsets import write_dataset
@@ -73,6 +76,32 @@ def test_cli_train_and_eval(sets: tuple[Path, Path], tmp_path: Path) -> None:
                                  str(model), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["accuracy"] >= 0.9
+
+
+def test_cli_defaults_are_the_train_configs(sets: tuple[Path, Path], tmp_path: Path, monkeypatch) -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+    class Other(TrainConfig):  # other defaults: a flag left out must take these, not a copy in the CLI
+        epoch: int = 9
+        holdout: float = 0.3
+        seed: int = 7
+
+    seen = []
+    monkeypatch.setattr(quality_train, "TrainConfig", Other)
+    monkeypatch.setattr(quality_train, "train", lambda *a: seen.append(a[-1]) or {"train_docs": 1, "skipped": 0,
+                        "held_out": 1, "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "threshold": 0.5})
+    args = ["corpus", "quality", "train", "--positive", str(sets[0]), "--negative", str(sets[1]), "-o",
+            str(tmp_path / "q.bin")]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert CliRunner().invoke(cli, [*args, "--epoch", "2", "--seed", "1"]).exit_code == 0
+    assert [(c.epoch, c.holdout, c.seed) for c in seen] == [(9, 0.3, 7), (2, 0.3, 1)]
+    monkeypatch.undo()
+    defaults = TrainConfig()
+    for command, flags in (("train", ("epoch", "holdout", "seed")), ("eval", ("holdout", "seed"))):
+        r = CliRunner().invoke(cli, ["corpus", "quality", command, "--help"])
+        text = " ".join(r.output.split())
+        for flag in flags:  # the help quotes the dataclass's default (a flag not given is left to it)
+            m = re.search(rf"--{flag} .*?\[default: ([^\]]+)\]", text)
+            assert m and m.group(1) == str(getattr(defaults, flag)), (command, flag, text)
 
 
 def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from gristmill.cli import cli
 from gristmill.errors import InputError
+from gristmill.train import inspect_compression
 from gristmill.train.inspect_compression import compression, load_documents
 from gristmill.train.run import load_run
 from tests.train.tiny_run import cached_tiny_run, demo_texts
@@ -104,6 +105,20 @@ def test_max_bytes_cuts_at_a_character_boundary(run_dir, tmp_path):
     f.write_text("é" * 100, encoding="utf-8")  # 2 bytes each
     docs, _ = load_documents(load_run(run_dir), f, max_bytes=51)
     assert docs == ["é" * 25]
+
+
+def test_max_bytes_defaults_to_the_librarys_constant(run_dir, tmp_path, monkeypatch):
+    f = tmp_path / "t.txt"
+    f.write_text("abc " * 50, encoding="utf-8")  # 200 bytes
+    r = CliRunner().invoke(cli, ["inspect", "compression", "--help"])
+    assert f"[default: {inspect_compression.DEFAULT_MAX_BYTES}]" in " ".join(r.output.split())
+    monkeypatch.setattr(inspect_compression, "DEFAULT_MAX_BYTES", 40)  # the CLI reads it, not a copy
+    r = CliRunner().invoke(cli, ["inspect", "compression", str(run_dir), str(f), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["bytes"] == 40
+    r = CliRunner().invoke(cli, ["inspect", "compression", str(run_dir), str(f), "--json", "--max-bytes", "60"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["bytes"] == 60
 
 
 def test_without_text_and_without_shards_says_so(run_dir):
