@@ -243,6 +243,6 @@ def _first_line(e: BaseException) -> str:
 
 
 __all__ = ["MODEL_JSON", "MODEL_FORMAT_VERSION", "MODEL_KEYS", "CHECKPOINTS", "TRAINER_STATE",
-           "TRAINER_FORMAT_VERSION", "STEP_GLOB", "TMP_STEP_GLOB", "ModelFile",
-           "Checkpoint", "TrainerState", "read_model_json", "write_model_json", "step_dir", "tmp_step_dir", "stale_tmp_step_dirs", "rng_file",
+           "TRAINER_FORMAT_VERSION", "STEP_GLOB", "TMP_STEP_GLOB", "ModelFile", "Checkpoint", "TrainerState",
+           "read_model_json", "write_model_json", "step_dir", "tmp_step_dir", "stale_tmp_step_dirs", "rng_file",
            "complete_checkpoints", "latest_checkpoint", "read_trainer_state", "write_trainer_state"]
