@@ -9,6 +9,7 @@ from gristmill.formats.shard_manifest import shard_manifest_of
 from gristmill.formats.stage_info import TokenizerInfo, TrainInfo
 from gristmill.formats.stage_manifest import ManifestError, StageManifest
 from gristmill.infra.slurm_jobs import describe, job_state, log_path, read_jobs
+from gristmill.manifest import Counts
 from gristmill.pipelines import runner
 from gristmill.pipelines.runner import Cause, Reason, Step, plan, running_pid
 from gristmill.pipelines.spec import PipelineConfig
@@ -97,10 +98,11 @@ def human_bytes(n: int | None) -> str:
 
 
 def _counts(c: dict[str, Any] | None) -> str:
+    """A row's counts (``Counts.as_dict()``, as --json prints them) in words."""
     if not c:
         return "-"
-    removed = sum(c.get("removed", {}).values())
-    return f"{c['in']:,} in, {c['kept']:,} kept, {removed:,} removed"
+    counts = Counts(n_in=c["in"], kept=c["kept"], removed=dict(c.get("removed", {})))
+    return f"{counts.n_in:,} in, {counts.kept:,} kept, {counts.n_removed:,} removed"
 
 
 def _job(job: dict[str, Any] | None) -> str:

@@ -31,7 +31,7 @@ def test_run_then_up_to_date_then_status(tmp_path):
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["stage", "state", "documents", "time", "size", "result"]
-    assert lines[1].split()[:6] == ["read", "done", "3", "in,", "2", "kept,"]
+    assert lines[1].split()[:8] == ["read", "done", "3", "in,", "2", "kept,", "1", "removed"]
     assert "why:" not in r.stdout
 
 
