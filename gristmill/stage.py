@@ -35,8 +35,8 @@ from typing import Any
 
 from gristmill.config import config_hash, to_dict
 from gristmill.errors import FieldError, GristmillError
-from gristmill.formats.stage_manifest import (ManifestError, StageManifest, base_manifest, check_relative_file,
-                                              parse_stage_manifest, read_stage_manifest)
+from gristmill.formats.stage_manifest import (InputRecord, ManifestError, StageManifest, base_manifest,
+                                              check_relative_file, parse_stage_manifest, read_stage_manifest)
 from gristmill.locks import FileLock
 from gristmill.manifest import (MANIFEST, Counts, atomic_write_bytes, fingerprint, fsync_dir, json_bytes, now,
                                 replace_durably, sha256_file)
@@ -165,8 +165,8 @@ class StageRun:
         if m.config_hash != self.config_hash:
             changed = _changed_keys(m.config, to_dict(self.config))
             return Freshness(Staleness.CONFIG_CHANGED, ", ".join(changed) or "hash", m)
-        if list(m.inputs) != self.input_fingerprint:
-            return Freshness(Staleness.INPUT_CHANGED, _changed_input(list(m.inputs), self.input_fingerprint), m)
+        if not m.same_inputs(self.input_fingerprint):
+            return Freshness(Staleness.INPUT_CHANGED, _changed_input(m.inputs, self.input_fingerprint), m)
         return Freshness(Staleness.UP_TO_DATE, "", m)
 
     def up_to_date(self) -> StageResult | None:
@@ -380,13 +380,13 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
     return keys
 
 
-def _changed_input(old: list[Any], new: list[dict[str, Any]]) -> str:
+def _changed_input(old: Sequence[InputRecord], new: list[dict[str, Any]]) -> str:
     """The first input whose fingerprint differs, or the one removed."""
-    by_path = {e.get("path"): e for e in old if isinstance(e, dict)}
+    by_path = {e.path: e for e in old}
     for e in new:
-        if by_path.get(e.get("path")) != e:
-            return str(e.get("path"))
-    gone = set(by_path) - {e.get("path") for e in new}
+        if by_path.get(e["path"]) != InputRecord.of(e):
+            return str(e["path"])
+    gone = set(by_path) - {e["path"] for e in new}
     return f"{sorted(map(str, gone))[0]} removed" if gone else "file list"
 
 

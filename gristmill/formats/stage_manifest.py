@@ -34,6 +34,7 @@ SUPPORTED_VERSIONS = (1, 2)
 _CORE = ("manifest_version", "stage", "gristmill_version", "config", "config_hash", "inputs",
          "outputs", "counts", "started", "finished", "seconds")
 _ENTRY_CORE = ("file", "rows", "bytes", "sha256")
+_INPUT_CORE = ("path", "manifest_sha256", "bytes", "xxh128")
 
 
 class ManifestError(InputError):
@@ -69,6 +70,30 @@ class OutputEntry:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class InputRecord:
+    """One input a stage read, as :func:`gristmill.manifest.fingerprint` identified it: a finished
+    stage's folder by its manifest's ``manifest_sha256``, any other file by ``bytes`` + ``xxh128``."""
+
+    path: str
+    manifest_sha256: str | None = None
+    bytes: int | None = None
+    xxh128: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys this gristmill does not know, kept
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> InputRecord:
+        """A fingerprint entry as the record it reads back as (for comparing with a manifest's)."""
+        return cls(**{k: d[k] for k in _INPUT_CORE if k in d},
+                   extra={k: v for k, v in d.items() if k not in _INPUT_CORE})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as written: exactly the keys and values the fingerprint had."""
+        known = {"path": self.path, "manifest_sha256": self.manifest_sha256, "bytes": self.bytes,
+                 "xxh128": self.xxh128}
+        return {**{k: v for k, v in known.items() if v is not None}, **self.extra}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StageManifest:
     """A finished stage's record: what it read, with which config, and what it wrote."""
 
@@ -77,7 +102,7 @@ class StageManifest:
     gristmill_version: str | None
     config: Mapping[str, Any]
     config_hash: str | None
-    inputs: tuple[Mapping[str, Any], ...]
+    inputs: tuple[InputRecord, ...]  # the input fingerprint the stage ran on
     outputs: tuple[OutputEntry, ...]
     counts: Counts | None
     started: str | None
@@ -100,6 +125,10 @@ class StageManifest:
 
     def output(self, file: str) -> OutputEntry | None:
         return next((e for e in self.outputs if e.file == file), None)
+
+    def same_inputs(self, fingerprint: list[dict[str, Any]]) -> bool:
+        """Whether this run read exactly the inputs of ``fingerprint`` (:func:`gristmill.manifest.fingerprint`)."""
+        return self.inputs == tuple(InputRecord.of(d) for d in fingerprint)
 
     @property
     def total_bytes(self) -> int:
@@ -253,11 +282,18 @@ class FieldChecker:
         return value
 
 
-def _inputs(where: Path, items: list[Any]) -> list[Mapping[str, Any]]:
+def _inputs(where: Path, items: list[Any]) -> list[InputRecord]:
+    records = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise ManifestError(f"{where}: corrupt manifest, inputs[{i}] is not an input record")
-    return items
+        check = FieldChecker(where, item, f"inputs[{i}].")
+        records.append(InputRecord(path=item["path"],
+                                   manifest_sha256=check.opt("manifest_sha256", str, default=None),
+                                   bytes=check.opt("bytes", int, default=None),
+                                   xxh128=check.opt("xxh128", str, default=None),
+                                   extra={k: v for k, v in item.items() if k not in _INPUT_CORE}))
+    return records
 
 
 def _entry(where: Path, directory: Path, i: int, e: Any) -> OutputEntry:
@@ -282,6 +318,7 @@ def _counts(where: Path, d: dict[str, Any]) -> Counts:
     return Counts(n_in=n_in, kept=kept, removed=dict(removed))
 
 
-__all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "StageManifest", "StageInfo", "read_stage_manifest",
+__all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "InputRecord", "StageManifest", "StageInfo",
+           "read_stage_manifest",
            "read_stage_manifest_or_none", "parse_stage_manifest", "load_manifest_json", "base_manifest",
            "check_relative_file", "FieldChecker"]

@@ -224,7 +224,7 @@ def _sidecar_up_to_date(m: StageManifest, probe: StageRun, path: Path) -> bool:
     except ManifestError:
         return False
     return (m.stage == STAGE and m.config_hash == probe.config_hash
-            and list(m.inputs) == probe.input_fingerprint and sha == sha256_file(path))
+            and m.same_inputs(probe.input_fingerprint) and sha == sha256_file(path))
 
 
 def _check_file_is_ours(path: Path, side: Path, m: StageManifest | None) -> None:

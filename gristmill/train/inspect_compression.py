@@ -168,7 +168,7 @@ def run_validation_shards(run: LoadedRun) -> Path | None:
     """The shards directory a run was trained on, if its manifest names one that has a val split."""
     m = read_stage_manifest(run.path)
     for item in (m.inputs if m else ()):
-        p = Path(str(item.get("path", "")))
+        p = Path(item.path)
         try:
             shards = read_shard_manifest(p)
         except ManifestError:  # not a shards folder (or no longer one)

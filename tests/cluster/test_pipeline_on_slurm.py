@@ -64,7 +64,7 @@ def test_pipeline_runs_as_two_jobs_entirely_under_the_root(tmp_path, pipeline_co
         assert m is not None, stage
         assert all(o.path(root / stage).is_file() for o in m.outputs), stage
         if stage != "01-ingest":  # the corpus is ingest's input; every later input is a stage under ROOT
-            assert all(Path(i["path"]).is_relative_to(root) for i in m.inputs), m.inputs
+            assert all(Path(i.path).is_relative_to(root) for i in m.inputs), m.inputs
     log = Path(_status(p, root)["train"]["slurm"]["log"])
     assert log.is_relative_to(root) and log_lines(log)[-1] == "gristmill: outcome: finished"
 
