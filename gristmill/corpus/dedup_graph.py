@@ -34,6 +34,9 @@ EXAMPLES = 3
 UNIT_ROWS = 2048
 # A candidate pair is dropped when its signatures agree on fewer than threshold - this.
 SIGNATURE_SLACK = 0.1
+# Scan files per partition read back (16,384 documents): few enough tasks for the scheduler,
+# small enough pieces for a worker to split and send.
+READ_UNITS = 8
 # Documents per shuffle partition (each holds a few rows per document: keys, buckets, edges).
 SHUFFLE_ROWS = 50_000
 _EDGE_J = pd.DataFrame({"u": pd.Series(dtype="int64"), "v": pd.Series(dtype="int64"),
@@ -76,7 +79,6 @@ class DedupPlan:
 def run_plan(plan: DedupPlan, runtime: Runtime) -> tuple[Counts, dict[str, Any], list[tuple[str, int]]]:
     """Run all passes; return the counts, the report for the manifest, and (file, rows) written."""
     import dask
-    import dask.dataframe as dd
 
     timings: dict[str, float] = {}
     report: dict[str, Any] = {}
@@ -94,11 +96,11 @@ def run_plan(plan: DedupPlan, runtime: Runtime) -> tuple[Counts, dict[str, Any],
         summary = {"clusters": 0, "largest_cluster": 0, "examples": []}
         if n_in:
             t = time.monotonic()
-            docs = dd.read_parquet([str(plan.work / f"docs-{u}.parquet") for u in range(len(plan.units))])
-            edges, near = _candidates(client, plan, docs, report, timings)
+            edges, near = _candidates(client, plan, report, timings)
             if edges is not None:
                 t = time.monotonic()
                 labels = connected_components(edges[["u", "v"]], npartitions=plan.nparts)
+                docs = _read_scan(plan, "docs", ["key", "id", "xhash"])
                 assigned = _assign(docs, labels, plan.nparts).persist()
                 removed = _removed(plan, assigned, near)
                 removed.to_parquet(str(removed_dir), partition_on=["part"], write_index=False)
@@ -128,7 +130,33 @@ def _scan(client: Any, plan: DedupPlan) -> list[dict[str, int]]:
     return gather(client, futures, "dedup: hashing") if futures else []
 
 
-def _candidates(client: Any, plan: DedupPlan, docs: Any, report: dict[str, Any],
+def _read_scan(plan: DedupPlan, prefix: str, columns: list[str]) -> Any:
+    """The scan's ``PREFIX-{unit}.parquet`` files, ``READ_UNITS`` to a partition.
+
+    A partition per file would give the scheduler, and every shuffle, one piece per 2,048
+    documents: their number, and the driver's memory, would grow with the corpus.
+    """
+    import dask.dataframe as dd
+
+    files = [str(plan.work / f"{prefix}-{u}.parquet") for u in range(len(plan.units))]
+    groups = [tuple(files[i:i + READ_UNITS]) for i in range(0, len(files), READ_UNITS)]
+    meta = _to_pandas(pq.read_schema(files[0]).empty_table().select(columns))
+    return dd.from_map(_read_files, groups, columns=columns, meta=meta, label=f"read-{prefix}",
+                       enforce_metadata=False)
+
+
+def _read_files(files: tuple[str, ...], columns: list[str]) -> pd.DataFrame:
+    return _to_pandas(pa.concat_tables([pq.read_table(f, columns=columns) for f in files]))
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    # Strings as pyarrow-backed, as dd.read_parquet gives them; binary too, since Dask would
+    # take an object column of bytes for text and try to convert it (convert-string).
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow"),
+                                         pa.binary(): pd.ArrowDtype(pa.binary())}.get)
+
+
+def _candidates(client: Any, plan: DedupPlan, report: dict[str, Any],
                 timings: dict[str, float]) -> tuple[Any, Any]:
     """The union of exact edges and (verified) near edges, or ``None`` when there are none."""
     import dask.dataframe as dd
@@ -137,18 +165,18 @@ def _candidates(client: Any, plan: DedupPlan, docs: Any, report: dict[str, Any],
     n, cfg, parts = plan.nparts, plan.config, []
     if cfg.mode in ("exact", "both"):
         # Only the two columns the groups need: the signatures (~900 B a document) stay put.
-        exact = docs[["key", "xhash"]].shuffle(on="xhash", npartitions=n).map_partitions(_exact_local,
-                                                                                        meta=_EDGE_J)
+        exact = (_read_scan(plan, "docs", ["key", "xhash"]).shuffle(on="xhash", npartitions=n)
+                 .map_partitions(_exact_local, meta=_EDGE_J))
         parts.append(exact)
     near = None
     if plan.spec is not None:
-        bands = dd.read_parquet([str(plan.work / f"bands-{u}.parquet") for u in range(len(plan.units))])
+        bands = _read_scan(plan, "bands", ["band", "bucket", "key", "xhash"])
         cand = (bands.shuffle(on="bucket", npartitions=n)
                 .map_partitions(_bucket_local, cfg.mode == "both", meta=_EDGE_J)
                 .drop_duplicates(subset=["u", "v"], split_out=n).persist())
         report["candidate_pairs"] = int(len(cand))
         if report["candidate_pairs"]:
-            cand = _estimate(plan, docs, cand).persist()
+            cand = _estimate(plan, cand).persist()
         report["estimated_pairs"] = int(len(cand))
         timings["candidates"] = time.monotonic() - t
         if cfg.verify and report["estimated_pairs"]:
@@ -191,11 +219,26 @@ def _bucket_local(df: pd.DataFrame, by_xhash: bool) -> pd.DataFrame:
     return pd.DataFrame({"u": u, "v": v, "jaccard": np.nan}).drop_duplicates(["u", "v"])
 
 
-def _estimate(plan: DedupPlan, docs: Any, cand: Any) -> Any:
+def _semi_join(big: Any, keys: Any, on: str) -> Any:
+    """The rows of ``big`` whose ``on`` is in ``keys`` (distinct ``on``, with any columns to bring
+    along), joined partition by partition.
+
+    ``keys`` (the documents in a pair or a cluster: a small share of the corpus) becomes one
+    partition that every partition of ``big`` joins with where it lies, so the whole corpus's
+    rows are never shuffled (a hash join would send all of them across the workers).
+    """
+    # persist: the result is small, and Dask's planner fails on a merge of this merge.
+    return big.merge(keys.repartition(npartitions=1), on=on, how="inner").persist()
+
+
+def _estimate(plan: DedupPlan, cand: Any) -> Any:
     """Keep candidate pairs whose signatures agree on at least ``threshold - SIGNATURE_SLACK`` of
     their minima: drops LSH false positives (pairs sharing a band by chance) cheaply, with a
     margin of about three standard errors so that true duplicates are not lost to noise."""
-    sig = docs[["key", "sig"]]
+    import dask.dataframe as dd
+
+    ends = dd.concat([cand[["u"]].rename(columns={"u": "key"}), cand[["v"]].rename(columns={"v": "key"})])
+    sig = _semi_join(_read_scan(plan, "docs", ["key", "sig"]), ends.drop_duplicates(), "key")
     pairs = cand[["u", "v"]].merge(sig.rename(columns={"key": "u", "sig": "su"}), on="u")
     pairs = pairs.merge(sig.rename(columns={"key": "v", "sig": "sv"}), on="v")
     return pairs.map_partitions(_estimate_local, plan.config.threshold - SIGNATURE_SLACK, meta=_EDGE_J)
@@ -247,8 +290,7 @@ def _jaccard_local(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 def _assign(docs: Any, labels: Any, n: int) -> Any:
     """Per graph node: its component, the component's kept document (smallest id) and size."""
-    nodes = docs[["key", "id", "xhash"]].merge(labels, left_on="key", right_on="node",
-                                               how="inner")[["key", "id", "xhash", "label"]]
+    nodes = _semi_join(docs[["key", "id", "xhash"]], labels.rename(columns={"node": "key"}), "key")
     meta = pd.DataFrame({"key": pd.Series(dtype="int64"), "id": pd.Series(dtype="str"),
                          "label": pd.Series(dtype="int64"), "keeper": pd.Series(dtype="str"),
                          "keeper_key": pd.Series(dtype="int64"),
@@ -328,9 +370,9 @@ def _write(client: Any, plan: DedupPlan, removed_dir: Path) -> tuple[list[tuple[
     futures = []
     for i, p in enumerate(plan.parts):
         d = removed_dir / f"part={i}"
-        rem = pq.read_table(d) if d.is_dir() else None
-        futures.append(client.submit(write_part, p, plan.offsets[i], rem, tmp / part_name(i),
-                                     tmp / REMOVED_DIR / part_name(i), pure=False))
+        # The worker reads the part's removed rows: the driver would otherwise hold every part's.
+        futures.append(client.submit(write_part, p, plan.offsets[i], d if d.is_dir() else None,
+                                     tmp / part_name(i), tmp / REMOVED_DIR / part_name(i), pure=False))
     results = gather(client, futures, "dedup: writing") if futures else []
     written: list[tuple[str, int]] = []
     kept, reasons = 0, {}

@@ -13,6 +13,7 @@ follow input order and a key tells which part and row holds the document.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.corpus import minhash
-from gristmill.corpus.documents import REMOVED_SCHEMA, write_table
+from gristmill.corpus.documents import REMOVED_SCHEMA, open_writer
 from gristmill.corpus.exact import exact_hashes
 
 BATCH = 2048
@@ -124,32 +125,52 @@ def shingle_part(path: Path, offset: int, keys: np.ndarray, spec: ShingleSpec, o
     return len(rows)
 
 
-def write_part(path: Path, offset: int, removed: pa.Table | None, kept_out: Path,
+def write_part(path: Path, offset: int, removed_at: Path | None, kept_out: Path,
                removed_out: Path) -> tuple[int, int]:
     """Write the part's kept documents (all columns) and its removed records, both in input order.
 
-    ``removed`` holds (key, reason, duplicate_of, detail) for this part's removed documents.
+    ``removed_at`` holds (key, reason, duplicate_of, detail) for this part's removed documents.
     Returns (kept rows, removed rows); no removed file is written when nothing was removed.
+    One input row group at a time (ingest cuts them at 1,024 rows or 8M characters): a task
+    holds one group's text, not the part's, and each output group is what one input group kept.
     """
-    table = pq.read_table(path)
-    n = table.num_rows
-    gone = np.zeros(n, dtype=bool)
+    src = pq.ParquetFile(path)
+    gone = np.zeros(src.metadata.num_rows, dtype=bool)
+    removed = pq.read_table(removed_at) if removed_at is not None else None
     if removed is not None and removed.num_rows:
         removed = removed.sort_by("key")
-        rows = removed.column("key").to_numpy() - offset
-        gone[rows] = True
-    write_table(table.filter(pa.array(~gone)), kept_out)
-    if not gone.any():
-        return n, 0
-    lost = table.filter(pa.array(gone))
+        gone[removed.column("key").to_numpy() - offset] = True
+    kept = lost = start = 0
+    with open_writer(kept_out, src.schema_arrow) as kept_writer, ExitStack() as stack:
+        removed_writer = None
+        for g in range(src.metadata.num_row_groups):
+            group = src.read_row_group(g)
+            mask = gone[start:start + group.num_rows]
+            start += group.num_rows
+            keep = group.filter(pa.array(~mask))
+            if keep.num_rows:
+                kept_writer.write_table(keep, row_group_size=keep.num_rows)
+            kept += keep.num_rows
+            if not mask.any():
+                continue
+            if removed_writer is None:
+                removed_writer = stack.enter_context(open_writer(removed_out, REMOVED_DEDUP_SCHEMA))
+            n = int(mask.sum())
+            rows = _removed_rows(group.filter(pa.array(mask)), removed.slice(lost, n))
+            removed_writer.write_table(rows, row_group_size=n)
+            lost += n
+    return kept, lost
+
+
+def _removed_rows(lost: pa.Table, why: pa.Table) -> pa.Table:
+    """Removed records for the documents ``lost``, with their reasons ``why`` (same order)."""
     nulls = pa.nulls(lost.num_rows)
     cols = {
         "id": lost.column("id").cast(pa.string()),
         "source": lost.column("source").cast(pa.string()) if "source" in lost.schema.names
         else nulls.cast(pa.string()),
-        "reason": removed.column("reason"), "detail": removed.column("detail"),
+        "reason": why.column("reason"), "detail": why.column("detail"),
         "text": lost.column("text").cast(pa.string()), "raw": nulls.cast(pa.binary()),
-        "origin": nulls.cast(pa.string()), "duplicate_of": removed.column("duplicate_of"),
+        "origin": nulls.cast(pa.string()), "duplicate_of": why.column("duplicate_of"),
     }
-    write_table(pa.table(cols, schema=REMOVED_DEDUP_SCHEMA), removed_out)
-    return n - lost.num_rows, lost.num_rows
+    return pa.table(cols, schema=REMOVED_DEDUP_SCHEMA)

@@ -24,6 +24,8 @@ from gristmill.infra.hardware import usable_cores
 from gristmill.stage import Runtime
 
 log = logging.getLogger(__name__)
+# Per-worker memory caps of Dask's p2p shuffle (see local_cluster).
+P2P_BUFFERS = {"distributed.p2p.comm.buffer": "64 MiB", "distributed.p2p.storage.buffer": "32 MiB"}
 
 Say = Callable[[str], None]
 
@@ -52,14 +54,20 @@ def dask_client(runtime: Runtime) -> Iterator["distributed.Client"]:  # noqa: F8
 @contextmanager
 def local_cluster(n: int) -> Iterator["distributed.LocalCluster"]:  # noqa: F821
     """A LocalCluster of ``n`` single-threaded worker processes."""
+    import dask
     import distributed
 
     # Workers inherit these: tokenizers' own thread pool would fight Dask's processes.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
     # port, instead of warning when another cluster holds 8787.
-    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+    # Workers read these when they start. By default a p2p shuffle (dedup's) may buffer 1 GiB
+    # of outgoing and 100 MiB of to-be-written pieces per worker, more than a whole worker
+    # needs here; the caps bound that share by design (at 2 GB of text they changed neither
+    # speed nor peak measurably: BENCHMARKS.md).
+    with dask.config.set(P2P_BUFFERS), \
+            distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
         yield cluster
 
 
