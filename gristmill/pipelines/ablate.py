@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gristmill.manifest import atomic_write_bytes, atomic_write_json
+from gristmill.formats.ablation import AblationResults, ArmResult, write_results
+from gristmill.manifest import atomic_write_bytes
 from gristmill.pipelines.ablate_heldout import write_carved
 from gristmill.pipelines.ablate_measure import measure_arm
 from gristmill.pipelines.ablate_spec import Ablation
@@ -53,7 +53,7 @@ def format_plan(stages: list[PlannedStage]) -> str:
     return "\n".join(lines)
 
 
-def run_ablation(abl: Ablation, say: Say = log.info) -> list[dict[str, Any]]:
+def run_ablation(abl: Ablation, say: Say = log.info) -> AblationResults:
     """Run every arm, measure each on the held-out text, write ablate/results.{json,txt} and bpb.png."""
     for name, pipe in abl.arms.items():
         say(f"arm {name}: {' -> '.join(pipe.layout.stages)}")
@@ -61,33 +61,32 @@ def run_ablation(abl: Ablation, say: Say = log.info) -> list[dict[str, Any]]:
     if abl.carved:  # every arm starts with the same ingest: it held the documents out
         n = write_carved(next(iter(abl.arms.values())).layout.dir("ingest"), abl.heldout)
         say(f"held-out text: {n:,} documents carved out of the raw input into {abl.heldout}")
-    rows = [measure_arm(name, pipe, abl.heldout, abl.section.max_bytes, abl.out / "arms", say)
-            for name, pipe in abl.arms.items()]
-    abl.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(abl.out / "results.json", {"heldout": str(abl.heldout), "carved": abl.carved,
-                                                 "arms": rows})
-    atomic_write_bytes(abl.out / "results.txt", (format_table(rows) + "\n").encode("utf-8"))
-    plot_arms(abl, rows, abl.out / "bpb.png")
-    return rows
+    arms = tuple(measure_arm(name, pipe, abl.heldout, abl.section.max_bytes, abl.out / "arms", say)
+                 for name, pipe in abl.arms.items())
+    results = AblationResults(heldout=str(abl.heldout), carved=abl.carved, arms=arms)
+    write_results(abl.out.parent, results)  # abl.out is ROOT/ablate
+    atomic_write_bytes(abl.out / "results.txt", (format_table(arms) + "\n").encode("utf-8"))
+    plot_arms(abl, arms, abl.out / "bpb.png")
+    return results
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def format_table(arms: tuple[ArmResult, ...]) -> str:
     """One line per arm and checkpoint: held-out bpb at that many training tokens."""
     lines = [f"{'arm':<14} {'tokens':>11} {'val bpb':>8} {'tokens/s':>9} {'docs kept':>10} {'tokens kept':>12}"]
-    for r in rows:
-        for point in r["curve"] or [{"tokens": r["tokens"], "bpb": r["heldout_bpb"]}]:
-            lines.append(f"{r['arm']:<14} {point['tokens']:>11,} {point['bpb']:>8.4f} {r['tokens_per_s']:>9,.0f} "
-                         f"{r['docs_kept']:>10,} {r['tokens_kept']:>12,}")
+    for a in arms:
+        for tokens, bpb in [(p.tokens, p.bpb) for p in a.curve] or [(a.tokens, a.heldout_bpb)]:
+            lines.append(f"{a.arm:<14} {tokens:>11,} {bpb:>8.4f} {a.tokens_per_s:>9,.0f} "
+                         f"{a.docs_kept:>10,} {a.tokens_kept:>12,}")
     return "\n".join(lines)
 
 
-def plot_arms(abl: Ablation, rows: list[dict[str, Any]], out: Path) -> None:
+def plot_arms(abl: Ablation, arms: tuple[ArmResult, ...], out: Path) -> None:
     """Held-out bpb against training tokens, one line per arm (the report draws the same figure)."""
     from gristmill.report.ablation import ablation_figure
     from gristmill.infra.plots import save_png
 
     held = "a held-out set carved out of the input" if abl.carved else f"held-out {abl.heldout.name}"
-    fig = ablation_figure(rows, f"ablation {abl.path.name}: {held}")
+    fig = ablation_figure(arms, f"ablation {abl.path.name}: {held}")
     buf = io.BytesIO()
     save_png(fig, buf)
     atomic_write_bytes(out, buf.getvalue())

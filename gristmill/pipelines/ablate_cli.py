@@ -93,9 +93,9 @@ def _print_plan(abl: Any, as_json: bool) -> None:
 def _run(abl: Any, as_json: bool) -> None:
     from gristmill.pipelines.ablate import format_table, run_ablation
 
-    rows = run_ablation(abl, say=echo_err)
+    results = run_ablation(abl, say=echo_err)
     if as_json:
-        emit_json({"heldout": str(abl.heldout), "carved": abl.carved, "arms": rows})
+        emit_json(results.as_dict())
     else:
-        click.echo(format_table(rows))
+        click.echo(format_table(results.arms))
         echo_err(f"wrote {abl.out / 'results.json'}, results.txt and bpb.png")

@@ -5,26 +5,25 @@ into that fraction (reason ``heldout``, text kept; see
 :func:`gristmill.corpus.ingest.is_heldout`), so no arm's later stage ever reads them. All arms
 share that ingest folder. :func:`write_carved` copies those documents, read from exactly the
 removed parts the ingest manifest lists, into ``ROOT/ablate/heldout/`` as one ``.txt`` file each
-(in input order) plus ``index.json`` (id, source, file), the form ``inspect compression`` and
-the measurement read.
+(in input order) plus ``index.json`` (id, source, file; its format is
+:mod:`gristmill.formats.ablation`'s), the form ``inspect compression`` and the measurement read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from gristmill.corpus.documents import iter_batches, removed_files
 from gristmill.errors import InputError
+from gristmill.formats.ablation import HELDOUT_INDEX, HeldoutDocument, HeldoutIndex, read_heldout_index, \
+    write_heldout_index
 from gristmill.formats.stage_inputs import finished_stage
-from gristmill.manifest import atomic_write_bytes, atomic_write_json
+from gristmill.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 REASON = "heldout"
-INDEX = "index.json"
-FORMAT = "gristmill-ablate-heldout"
 
 
 def carved_documents(ingest_dir: Path) -> list[dict[str, str]]:
@@ -60,27 +59,25 @@ def write_carved(ingest_dir: Path, dest: Path) -> int:
     for i, d in enumerate(docs):
         name = f"{i:05d}.txt"
         atomic_write_bytes(dest / name, d["text"].encode("utf-8"))
-        index.append({"file": name, "id": d["id"], "source": d["source"]})
-    for stale in sorted(old - {e["file"] for e in index}):
+        index.append(HeldoutDocument(file=name, id=d["id"], source=d["source"]))
+    for stale in sorted(old - {e.file for e in index}):
         (dest / stale).unlink(missing_ok=True)
-    atomic_write_json(dest / INDEX, {"format": FORMAT, "from": str(ingest_dir), "documents": index})
+    write_heldout_index(dest, HeldoutIndex(source=str(ingest_dir), documents=tuple(index)))
     log.info("ablate: %d held-out documents in %s", len(docs), dest)
     return len(docs)
 
 
 def _previous_files(dest: Path) -> set[str]:
+    """The files the folder's earlier index listed (checked inside ``dest``): the only ones replaced."""
     if not dest.exists():
         return set()
-    index = dest / INDEX
-    if not index.is_file():
+    if not (dest / HELDOUT_INDEX).is_file():
         if any(dest.iterdir()):
-            raise InputError(f"{dest}: exists and is not an ablation's held-out folder (no {INDEX}); move it away")
+            raise InputError(f"{dest}: exists and is not an ablation's held-out folder (no {HELDOUT_INDEX}); "
+                             "move it away")
         return set()
     try:
-        raw = json.loads(index.read_text(encoding="utf-8"))
-        files = {str(e["file"]) for e in raw["documents"]} if raw.get("format") == FORMAT else None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        files = None
-    if files is None or any("/" in f or f.startswith(".") or not f.endswith(".txt") for f in files):
-        raise InputError(f"{index}: not a valid held-out index; move {dest} away")
-    return files
+        index = read_heldout_index(dest)
+    except InputError as e:
+        raise InputError(f"{e.message}; move {dest} away") from None
+    return {d.file for d in index.documents}

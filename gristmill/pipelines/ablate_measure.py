@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gristmill.formats.ablation import ArmResult, CurvePoint, parse_curve
 from gristmill.formats.run_dir import complete_checkpoints
 from gristmill.formats.run_metrics import read_metrics, train_records
 from gristmill.formats.shard_manifest import read_shard_manifest
 from gristmill.formats.stage_inputs import finished_stage
+from gristmill.formats.stage_manifest import ManifestError
 from gristmill.manifest import MANIFEST, atomic_write_json
 from gristmill.pipelines.registry import DOC_STAGES
 from gristmill.pipelines.spec import PipelineConfig
@@ -40,18 +42,18 @@ def load_checkpoint_weights(run: Any, ckpt: Path) -> None:
         safe_dcp.load(state, ckpt, no_dist=True)
 
 
-def checkpoint_curve(run: Any, documents: list[str], batch_tokens: int) -> list[dict[str, Any]]:
-    """``{step, tokens, bpb, bits, bytes}`` of each complete checkpoint of a LoadedRun, oldest first
-    (its model is left holding the last one's weights)."""
+def checkpoint_curve(run: Any, documents: list[str], batch_tokens: int) -> tuple[CurvePoint, ...]:
+    """The held-out bpb of each complete checkpoint of a LoadedRun, oldest first (its model is left
+    holding the last one's weights)."""
     from gristmill.train.inspect_compression import model_bits
 
     curve = []
     for step, ckpt in complete_checkpoints(run.path):
         load_checkpoint_weights(run, ckpt)
         bits = model_bits(run, documents)
-        curve.append({"step": step, "tokens": step * batch_tokens, "bpb": bits.bpb, "bits": bits.bits,
-                      "bytes": bits.bytes})
-    return curve
+        curve.append(CurvePoint(step=step, tokens=step * batch_tokens, bpb=bits.bpb, bits=bits.bits,
+                                bytes=bits.bytes))
+    return tuple(curve)
 
 
 def kept_counts(pipe: PipelineConfig) -> dict[str, int]:
@@ -67,7 +69,7 @@ def _sha256(data: bytes) -> str:
 
 
 def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
-                cache_dir: Path, say: Callable[[str], None] = log.info) -> dict[str, Any]:
+                cache_dir: Path, say: Callable[[str], None] = log.info) -> ArmResult:
     """The arm's row: final held-out bpb, the checkpoint curve, tokens/s and kept counts."""
     from gristmill.train.inspect_compression import load_documents
     from gristmill.train.run import load_run
@@ -83,22 +85,26 @@ def measure_arm(name: str, pipe: PipelineConfig, heldout: Path, max_bytes: int,
         say(f"arm {name}: measuring {len(documents):,} held-out documents at each checkpoint")
         curve = checkpoint_curve(run, documents, pipe.configs["train"].batch_tokens)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cache, {"key": key, "curve": curve})
+        atomic_write_json(cache, {"key": key, "curve": [p.as_dict() for p in curve]})
     else:
         say(f"arm {name}: measured before (same training, same held-out text)")
     tps = [r.tokens_per_s for r in train_records(read_metrics(run_dir)) if r.tokens_per_s is not None]
-    last = curve[-1] if curve else {"tokens": 0, "bpb": math.nan, "bytes": 0}
-    return {"arm": name, "stages": list(pipe.layout.stages), "tokens": last["tokens"],
-            "heldout_bpb": last["bpb"], "heldout_bytes": last["bytes"], "curve": curve,
-            "tokens_per_s": (sum(tps) / len(tps)) if tps else math.nan,
-            **kept_counts(pipe), "run": str(run_dir)}
+    last = curve[-1] if curve else CurvePoint(step=0, tokens=0, bpb=math.nan, bits=math.nan, bytes=0)
+    kept = kept_counts(pipe)
+    return ArmResult(arm=name, stages=tuple(pipe.layout.stages), tokens=last.tokens, heldout_bpb=last.bpb,
+                     heldout_bytes=last.bytes, curve=curve, tokens_per_s=(sum(tps) / len(tps)) if tps else math.nan,
+                     docs_kept=kept["docs_kept"], tokens_kept=kept["tokens_kept"], run=str(run_dir))
 
 
-def _cached(path: Path, key: dict[str, str]) -> list[dict[str, Any]] | None:
+def _cached(path: Path, key: dict[str, str]) -> tuple[CurvePoint, ...] | None:
+    """The cached curve when it was measured under ``key``; None (measure again) for any other file."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     if not isinstance(raw, dict) or raw.get("key") != key or not isinstance(raw.get("curve"), list):
         return None
-    return raw["curve"]
+    try:
+        return parse_curve(path, raw["curve"])
+    except ManifestError:
+        return None

@@ -159,11 +159,11 @@ def ablation_section(pipe: Pipeline) -> str:
     res = read_results(pipe.root)
     if res is None:
         return ""
-    held = f"{res.get('heldout')}" + (" (carved out of the raw input)" if res.get("carved") else "")
-    fig = ablation_figure(res["arms"], "Held-out bits per byte along training")
+    held = res.heldout + (" (carved out of the raw input)" if res.carved else "")
+    fig = ablation_figure(res.arms, "Held-out bits per byte along training")
     return ("<h2>Ablation</h2>" + f"<p>Every arm measured on one held-out text: <code>{escape(held)}</code></p>"
             + _table(["arm", "tokens", "held-out bpb", "tokens/s", "documents kept", "tokens kept"],
-                     table_rows(res["arms"]), numeric={1, 2, 3, 4, 5})
+                     table_rows(res.arms), numeric={1, 2, 3, 4, 5})
             + _figure(fig, "held-out bpb per arm", "Bits per byte on the held-out text at each checkpoint."))
 
 

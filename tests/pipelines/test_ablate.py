@@ -32,7 +32,7 @@ def done(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ablate")
     abl = load_ablation(write_ablation(tmp))
     said: list[str] = []
-    rows = run_ablation(abl, say=said.append)
+    rows = run_ablation(abl, say=said.append).arms
     return abl, rows, said
 
 
@@ -76,23 +76,23 @@ def test_heldout_bpb_equals_cross_entropy_on_logits(done):
     abl, rows, _ = done
     texts = [p.read_text(encoding="utf-8") for p in sorted(abl.section.heldout.glob("*.txt"))]
     nbytes = sum(len(t.encode()) for t in texts)
-    assert [r["arm"] for r in rows] == ["raw", "dedup"]
+    assert [r.arm for r in rows] == ["raw", "dedup"]
     for r in rows:
-        assert [(p["step"], p["tokens"]) for p in r["curve"]] == [(3, 3 * 128), (6, 6 * 128)]
-        run = load_run(r["run"])  # model.safetensors: the final weights
+        assert [(p.step, p.tokens) for p in r.curve] == [(3, 3 * 128), (6, 6 * 128)]
+        run = load_run(r.run)  # model.safetensors: the final weights
         final = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
-        assert r["heldout_bytes"] == nbytes and r["tokens"] == 6 * 128
-        assert r["heldout_bpb"] == r["curve"][-1]["bpb"] == pytest.approx(final / nbytes, rel=1e-5)
+        assert r.heldout_bytes == nbytes and r.tokens == 6 * 128
+        assert r.heldout_bpb == r.curve[-1].bpb == pytest.approx(final / nbytes, rel=1e-5)
         load_checkpoint_weights(run, step_dir(run.path, 3))
         early = sum(_bits(run, [run.eos_id, *run.encode(t), run.eos_id]) for t in texts)
-        assert r["curve"][0]["bpb"] == pytest.approx(early / nbytes, rel=1e-5)
+        assert r.curve[0].bpb == pytest.approx(early / nbytes, rel=1e-5)
         assert early != pytest.approx(final, rel=1e-4)  # the step-3 weights really were loaded
 
 
 def test_last_checkpoint_holds_the_exported_weights(done):
     _, rows, _ = done
-    exported = load_run(rows[0]["run"])
-    run = load_run(rows[0]["run"])
+    exported = load_run(rows[0].run)
+    run = load_run(rows[0].run)
     load_checkpoint_weights(run, step_dir(run.path, 6))
     ours, theirs = run.model.state_dict(), exported.model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -108,19 +108,19 @@ def _shard_tokens(shards: Path) -> int:
 
 def test_table_plot_and_kept_counts(done):
     abl, rows, _ = done
-    by = {r["arm"]: r for r in rows}
-    assert (by["raw"]["docs_kept"], by["dedup"]["docs_kept"]) == (15, 12)  # dedup dropped the three copies
+    by = {r.arm: r for r in rows}
+    assert (by["raw"].docs_kept, by["dedup"].docs_kept) == (15, 12)  # dedup dropped the three copies
     for name, pipe in abl.arms.items():
-        assert by[name]["tokens_kept"] == _shard_tokens(pipe.layout.dir("shards")) > 0
+        assert by[name].tokens_kept == _shard_tokens(pipe.layout.dir("shards")) > 0
     saved = json.loads((abl.out / "results.json").read_text())
-    assert [a["heldout_bpb"] for a in saved["arms"]] == [r["heldout_bpb"] for r in rows]
-    assert saved["carved"] is False
+    assert [a["heldout_bpb"] for a in saved["arms"]] == [r.heldout_bpb for r in rows]
+    assert saved["carved"] is False and saved["format_version"] == 1
     lines = (abl.out / "results.txt").read_text().splitlines()
     assert lines[0].split() == ["arm", "tokens", "val", "bpb", "tokens/s", "docs", "kept", "tokens", "kept"]
     assert [ln.split()[:2] for ln in lines[1:]] == [["raw", "384"], ["raw", "768"], ["dedup", "384"],
                                                     ["dedup", "768"]]
-    assert lines[2].split()[2] == f"{by['raw']['heldout_bpb']:.4f}"
-    assert lines[4].split()[4:] == ["12", f"{by['dedup']['tokens_kept']:,}"]
+    assert lines[2].split()[2] == f"{by['raw'].heldout_bpb:.4f}"
+    assert lines[4].split()[4:] == ["12", f"{by['dedup'].tokens_kept:,}"]
     assert (abl.out / "bpb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -178,7 +178,7 @@ def test_report_shows_the_ablation(done, tmp_path):
     section = html[html.index("<h2>Ablation</h2>"):html.index("<h2>Stages found</h2>")]
     assert section.count("<tr>") == 1 + 4  # header, two arms x two checkpoints
     for row in rows:
-        assert f'<td class="">{row["arm"]}</td><td class="n">768</td><td class="n">{row["heldout_bpb"]:,.3f}' \
+        assert f'<td class="">{row.arm}</td><td class="n">768</td><td class="n">{row.heldout_bpb:,.3f}' \
             in section
     assert 'src="data:image/png;base64,' in section
 

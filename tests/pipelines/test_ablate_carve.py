@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from gristmill.cli import cli
 from gristmill.config import ConfigKeyError
+from gristmill.errors import InputError
 from gristmill.corpus.ingest import is_heldout
 from gristmill.formats.stage_manifest import read_stage_manifest
 from gristmill.pipelines.ablate import run_ablation
@@ -48,7 +49,7 @@ def carved(tmp_path_factory):
     path, held, kept = _write(tmp)
     abl = load_ablation(path)
     said: list[str] = []
-    rows = run_ablation(abl, say=said.append)
+    rows = run_ablation(abl, say=said.append).arms
     return abl, rows, said, held, kept
 
 
@@ -83,7 +84,7 @@ def test_carved_documents_reach_no_arm(carved):
                         seen += 1
                         assert not any(h[:300] in text for h in held_texts)
         assert seen == len(ids)
-    assert all(r["heldout_bytes"] == sum(len(t.encode()) for t in held_texts) for r in rows)
+    assert all(r.heldout_bytes == sum(len(t.encode()) for t in held_texts) for r in rows)
 
 
 def test_rerun_after_a_lost_arm_runs_only_it(carved):
@@ -91,14 +92,14 @@ def test_rerun_after_a_lost_arm_runs_only_it(carved):
     lost = abl.arms["dedup"].layout.dir("train")
     shutil.rmtree(lost)  # the arm's training never finished
     said: list[str] = []
-    again = run_ablation(abl, say=said.append)
+    again = run_ablation(abl, say=said.append).arms
     ran = [s.split(":")[0] for s in said if ": running" in s]
     assert ran == ["train"]
     assert [s for s in said if s.startswith("train: running")] and (lost / "manifest.json").is_file()
     assert "arm raw: measured before (same training, same held-out text)" in said
     assert any(s.startswith("arm dedup: measuring") for s in said)
     assert again[0] == rows[0]  # raw: its cached figures
-    assert again[1]["heldout_bpb"] == pytest.approx(rows[1]["heldout_bpb"], rel=1e-6)  # same seed, same data
+    assert again[1].heldout_bpb == pytest.approx(rows[1].heldout_bpb, rel=1e-6)  # same seed, same data
 
 
 def test_heldout_and_fraction_are_exclusive(tmp_path):
@@ -133,3 +134,16 @@ def test_shipped_example_shares_ingest_across_its_three_arms(tmp_path):
     assert abl.arms["clean"].configs["clean"].profile == "books"
     assert {pipe.configs["ingest"].heldout_fraction for pipe in abl.arms.values()} == {0.02}
     assert abl.heldout == tmp_path / "ablate" / "heldout"
+
+
+def test_a_heldout_index_naming_a_file_outside_its_folder_is_refused(tmp_path):
+    from gristmill.pipelines.ablate_heldout import _previous_files
+
+    dest = tmp_path / "heldout"
+    dest.mkdir()
+    (dest / "index.json").write_text(json.dumps({"format": "gristmill-ablate-heldout", "from": "x", "documents": [
+        {"file": "../precious.txt", "id": "a", "source": "s"}]}), encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        _previous_files(dest)
+    assert "\n" not in e.value.message and e.value.message.startswith(f"{dest / 'index.json'}: ")
+    assert e.value.message.endswith(f"is not a plain path inside the folder; move {dest} away")
