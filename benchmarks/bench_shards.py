@@ -107,7 +107,7 @@ def gristmill_run(ds: Path, tok: Path, out: Path, workers: int) -> tuple[float, 
     from gristmill.tokenize.shards import ShardsConfig, write_shards
     t, c = time.perf_counter(), cpu()
     r = write_shards(ds, tok, out, ShardsConfig(shard_tokens="10M"), Runtime(workers=workers, force=True))
-    return time.perf_counter() - t, cpu() - c, r.manifest
+    return time.perf_counter() - t, cpu() - c, r.manifest.raw
 
 
 def peer_run(python: str, ds: Path, tok: Path, out: Path, workers: int) -> float | None:
