@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gristmill.errors import InputError
 from gristmill.manifest import atomic_write_bytes
-from gristmill.report.discover import discover
+from gristmill.report.stage_outputs import find_stage_outputs
 
 __all__ = ["build_report"]
 
@@ -20,7 +20,7 @@ def build_report(root: Path, out: Path, top: int = 30) -> str:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"directory not found: {root}")
-    pipe = discover(root)
+    pipe = find_stage_outputs(root)
     if not pipe.stages and not pipe.runs:
         raise InputError(f"{root}: no stage manifests or training runs found")
     out = Path(out)

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from gristmill.infra.plots import new_figure, save_png
 from gristmill.manifest import Counts
-from gristmill.report.discover import StageOutput
+from gristmill.report.stage_outputs import StageOutput
 from gristmill.train.figures import loss_figure
 
 __all__ = ["funnel_figure", "loss_figure", "png_base64"]

@@ -13,7 +13,7 @@ from gristmill.formats.shard_manifest import shard_manifest_of
 from gristmill.formats.stage_info import TokenizerInfo
 from gristmill.formats.stage_manifest import ManifestError
 from gristmill.report.ablation import ablation_figure, read_results, table_rows
-from gristmill.report.discover import DOCUMENT_STAGES, Pipeline
+from gristmill.report.stage_outputs import DOCUMENT_STAGES, Pipeline
 from gristmill.report.figures import funnel_figure, loss_figure, png_base64
 from gristmill.tokenize.stats import shard_stats
 from gristmill.tokenize.stats_plots import length_histogram, zipf_plot

@@ -1,4 +1,5 @@
-"""Finding what a pipeline produced: stage outputs (by their manifests) and training runs."""
+"""Finding what a pipeline produced for the report: stage outputs (by their manifests) and training
+runs. (Finding the raw input files a pipeline reads is :mod:`gristmill.corpus.discover`.)"""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def _order(s: StageOutput) -> tuple[int, str]:
     return rank, str(s.path)
 
 
-def _walk(d: Path, depth: int) -> list[Path]:
+def _candidate_folders(d: Path, depth: int) -> list[Path]:
+    """``d`` and its folders ``depth`` levels down, leaving out hidden ones and a stage's own sub-folders."""
     out = [d]
     if depth == 0:
         return out
@@ -54,14 +56,14 @@ def _walk(d: Path, depth: int) -> list[Path]:
         return out
     for c in children:
         if not c.name.startswith(".") and c.name not in _SKIP:
-            out.extend(_walk(c, depth - 1))
+            out.extend(_candidate_folders(c, depth - 1))
     return out
 
 
-def discover(root: Path) -> Pipeline:
+def find_stage_outputs(root: Path) -> Pipeline:
     """Stage outputs and training runs under ``root`` (``root`` itself included)."""
     pipe = Pipeline(root=Path(root))
-    for d in _walk(pipe.root, MAX_DEPTH):
+    for d in _candidate_folders(pipe.root, MAX_DEPTH):
         m = _manifest(d) if (d / MANIFEST).is_file() else None
         if m is not None:
             pipe.stages.append(StageOutput(m.stage, d, m))
