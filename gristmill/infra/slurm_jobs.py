@@ -125,5 +125,6 @@ def wait_for_jobs(jobs: Sequence[JobRecord], *, poll_s: float = 3.0,
     return final
 
 
-def describe(st: JobState) -> dict[str, Any]:
+def job_state_fields(st: JobState) -> dict[str, Any]:
+    """A job's state, reason and exit code as JSON fields (``gristmill status``'s ``slurm`` column)."""
     return {"state": st.state, "reason": st.reason, "exit_code": st.exit_code}

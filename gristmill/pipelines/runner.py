@@ -48,7 +48,7 @@ class Reason:
     ``kind`` is the stage's own finding (:class:`~gristmill.stage.Staleness`) or the plan's
     (:class:`Cause`); ``detail`` the config keys, input path, other stage or manifest defect;
     ``upstream`` the earlier stage of this run that reruns, which makes this one stale too.
-    :func:`describe` renders it; ``gristmill status`` renders it in its own words.
+    :func:`describe_reason` renders it; ``gristmill status`` renders it in its own words.
     """
 
     kind: Staleness | Cause
@@ -56,10 +56,10 @@ class Reason:
     upstream: str | None = None
 
     def __str__(self) -> str:
-        return describe(self)
+        return describe_reason(self)
 
 
-def describe(reason: Reason, *, upstream_is: str = "reruns") -> str:
+def describe_reason(reason: Reason, *, upstream_is: str = "reruns") -> str:
     """One line for a reason, e.g. ``config changed: vocab_size`` or ``upstream stage dedup reruns``."""
     kind, detail = reason.kind, reason.detail
     upstream = f"upstream stage {reason.upstream} {upstream_is}"
@@ -97,7 +97,7 @@ class Step:
 
     @property
     def why(self) -> str:
-        return describe(self.reason)
+        return describe_reason(self.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ def run_pipeline(pipe: PipelineConfig, *, start: str | None = None, stop: str | 
                 if step.action == "skip":
                     say(f"{name}: up to date ({out})")
                 elif step.state.status != "done":  # e.g. --from past a stage whose config changed
-                    say(f"{name}: not selected, but {step.state.status} ({describe(step.state.reason)})")
+                    say(f"{name}: not selected, but {step.state.status} ({describe_reason(step.state.reason)})")
                 outcomes.append(StageOutcome(name, "up to date" if step.action == "skip" else "outside",
                                              out, None, 0.0))
                 continue

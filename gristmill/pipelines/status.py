@@ -8,10 +8,9 @@ from typing import Any
 from gristmill.formats.shard_manifest import shard_manifest_of
 from gristmill.formats.stage_info import TokenizerInfo, TrainInfo
 from gristmill.formats.stage_manifest import ManifestError, StageManifest
-from gristmill.infra.slurm_jobs import describe, job_state, log_path, read_jobs
+from gristmill.infra.slurm_jobs import job_state, job_state_fields, log_path, read_jobs
 from gristmill.manifest import Counts
-from gristmill.pipelines import runner
-from gristmill.pipelines.runner import Cause, Reason, Step, plan, running_pid
+from gristmill.pipelines.runner import Cause, Reason, Step, describe_reason, plan, running_pid
 from gristmill.pipelines.spec import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def status_rows(pipe: PipelineConfig) -> list[dict[str, Any]]:
     states = {job.job_id: job_state(job.job_id) for job in set(jobs.values())} if jobs else {}
     for row in rows:
         job = jobs.get(row["stage"])
-        row["slurm"] = None if job is None else {"job_id": job.job_id, **describe(states[job.job_id]),
+        row["slurm"] = None if job is None else {"job_id": job.job_id, **job_state_fields(states[job.job_id]),
                                                  "log": log_path(job, states[job.job_id])}
     return rows
 
@@ -55,7 +54,7 @@ def _row(step: Step, running: str | None) -> dict[str, Any]:
 
 def reason_text(reason: Reason) -> str:
     """A reason in status's words: nothing is rerunning, so an upstream stage "is not up to date"."""
-    return runner.describe(reason, upstream_is="is not up to date")
+    return describe_reason(reason, upstream_is="is not up to date")
 
 
 def _kind(reason: Reason, status: str) -> str:
