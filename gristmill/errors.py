@@ -41,3 +41,26 @@ class FieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+# The range checks that config ``__post_init__``s share: each refuses one field by name with the
+# same words everywhere ("NAME must be >= 0, got -1"), and ``build`` reports it at that key.
+
+def require_at_least(cfg: object, least: int, *names: str) -> None:
+    """Refuse the first of ``names`` whose value on ``cfg`` is below ``least``.
+
+    ``None`` passes: it is how an optional field (``threads: int | None``) says "unset".
+    """
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not value >= least:  # not >=: nan is refused too
+            raise FieldError(name, f"{name} must be >= {least}, got {value}")
+
+
+def require_fraction(cfg: object, *names: str) -> None:
+    """Refuse the first of ``names`` outside [0, 1]; a tuple field is checked item by item."""
+    for name in names:
+        value = getattr(cfg, name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if not 0.0 <= v <= 1.0:
+                raise FieldError(name, f"{name} must be between 0 and 1, got {v}")

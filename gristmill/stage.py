@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config import config_hash, to_dict
-from gristmill.errors import FieldError, GristmillError
+from gristmill.errors import GristmillError, require_at_least
 from gristmill.formats.stage_manifest import (InputRecord, ManifestError, StageManifest, base_manifest,
                                               check_relative_file, parse_stage_manifest, read_stage_manifest)
 from gristmill.locks import FileLock
@@ -61,8 +61,7 @@ class Runtime:
     force: bool = False
 
     def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise FieldError("workers", f"workers must be >= 1, got {self.workers}")
+        require_at_least(self, 1, "workers")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

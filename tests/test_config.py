@@ -11,7 +11,7 @@ import ast
 import pytest
 
 from gristmill.config import ConfigKeyError, build, config_hash, load, load_toml, merge, section
-from gristmill.errors import ConfigError, FieldError
+from gristmill.errors import ConfigError, FieldError, require_at_least, require_fraction
 from gristmill.infra.slurm import SlurmConfig
 from gristmill.train.config import TrainConfig
 
@@ -164,12 +164,15 @@ PKG = Path(__file__).resolve().parents[1] / "gristmill"
 
 
 def post_init_raises(source: str) -> list[tuple[int, str]]:
-    """(line, raised name) of every ``raise`` in a ``__post_init__``, or in a module-level function
-    it calls by name (``_check_fraction(...)``, transitively), that raises anything but FieldError."""
+    """(line, raised name) of every ``raise`` in a ``__post_init__``, in a ``require_*`` function
+    (the shared range checks of gristmill/errors.py that configs call), or in a module-level
+    function either calls by name (``_check_finite(...)``, transitively), that raises anything but
+    FieldError."""
     tree = ast.parse(source)
     helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     todo = [n for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
             for n in c.body if isinstance(n, ast.FunctionDef) and n.name == "__post_init__"]
+    todo += [n for name, n in helpers.items() if name.startswith("require_")]
     seen: set[int] = set()
     bad = []
     while todo:
@@ -204,6 +207,43 @@ def test_the_scan_sees_raises_in_post_init_and_in_the_helpers_it_calls() -> None
         "        raise TypeError('not validation')\n"
     )
     assert post_init_raises(source) == [(10, "errors.ConfigError"), (3, "ValueError")]
+    shared = "def require_positive(cfg, *names):\n    raise TypeError('x')\n"
+    assert post_init_raises(shared) == [(2, "TypeError")]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ranges:
+    count: int = 1
+    limit: int | None = None
+    ratio: float = 0.5
+    fracs: tuple[float, ...] = (0.1, 0.2)
+
+
+@pytest.mark.parametrize("cfg, field_name, message", [
+    (Ranges(count=0), "count", "count must be >= 1, got 0"),
+    (Ranges(limit=-3), "limit", "limit must be >= 1, got -3"),
+    (Ranges(count=float("nan")), "count", "count must be >= 1, got nan"),  # nan passes a plain `<`
+])
+def test_require_at_least_names_the_field_and_its_value(cfg: Ranges, field_name: str, message: str) -> None:
+    with pytest.raises(FieldError) as e:
+        require_at_least(cfg, 1, "count", "limit")
+    assert (e.value.field, str(e.value)) == (field_name, message)
+
+
+def test_require_at_least_lets_an_unset_optional_field_pass() -> None:
+    require_at_least(Ranges(limit=None), 1, "count", "limit")
+
+
+@pytest.mark.parametrize("cfg, field_name, message", [
+    (Ranges(ratio=1.5), "ratio", "ratio must be between 0 and 1, got 1.5"),
+    (Ranges(ratio=float("nan")), "ratio", "ratio must be between 0 and 1, got nan"),
+    (Ranges(fracs=(0.1, -0.2)), "fracs", "fracs must be between 0 and 1, got -0.2"),  # item by item
+])
+def test_require_fraction_names_the_field_and_the_bad_value(cfg: Ranges, field_name: str, message: str) -> None:
+    require_fraction(Ranges(ratio=0.0, fracs=(1.0,)), "ratio", "fracs")  # the bounds are inside
+    with pytest.raises(FieldError) as e:
+        require_fraction(cfg, "ratio", "fracs")
+    assert (e.value.field, str(e.value)) == (field_name, message)
 
 
 def test_no_post_init_raises_anything_but_field_error() -> None:
@@ -212,6 +252,7 @@ def test_no_post_init_raises_anything_but_field_error() -> None:
     files = sorted(PKG.rglob("*.py"))
     checked = [f for f in files if "__post_init__" in f.read_text(encoding="utf-8")]
     assert len(checked) >= 15  # the scan found the config modules (it is not vacuous)
+    checked = sorted({*checked, PKG / "errors.py"})  # with the require_* checks every config calls
     bad = [f"{f.relative_to(PKG.parent)}:{line}: raise {name}" for f in checked
            for line, name in post_init_raises(f.read_text(encoding="utf-8"))]
     assert bad == []
@@ -230,7 +271,8 @@ def _toml(tmp_path: Path, text: str) -> Path:
     (TrainConfig, "train", "[train]\nmax_steps = 10\n[train.schedule]\nwarmup_steps = 10\n",
      "schedule.warmup_steps", 4, "[train]: schedule.warmup_steps (10) must be < max_steps (10)"),
     # one check per field: the message that used to list four keys now names only the one at fault
-    (SlurmConfig, "slurm", "[slurm]\nnodes = 2\nsignal_s = -1\n", "signal_s", 3, "[slurm]: signal_s must be >= 0"),
+    (SlurmConfig, "slurm", "[slurm]\nnodes = 2\nsignal_s = -1\n", "signal_s", 3,
+     "[slurm]: signal_s must be >= 0, got -1"),
     (SlurmConfig, "slurm", "[slurm]\nrdzv_port = 70000\n", "rdzv_port", 2,
      "[slurm]: rdzv_port must be a port number"),
 ])

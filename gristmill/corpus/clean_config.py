@@ -20,7 +20,7 @@ from gristmill.corpus.quality import QualityConfig
 from gristmill.corpus.rules.c4 import C4Config
 from gristmill.corpus.rules.fineweb import FineWebConfig
 from gristmill.corpus.rules.gopher import GopherQualityConfig, GopherRepetitionConfig
-from gristmill.errors import ConfigError, FieldError
+from gristmill.errors import ConfigError, FieldError, require_at_least
 
 STAGE = "clean"
 # Rule groups that ``--rules`` selects; "gopher" means both Gopher groups.
@@ -57,9 +57,7 @@ class CleanConfig:
         return profile_values(name)
 
     def __post_init__(self) -> None:
-        if self.examples_per_reason < 0:
-            raise FieldError("examples_per_reason",
-                             f"examples_per_reason must be >= 0, got {self.examples_per_reason}")
+        require_at_least(self, 0, "examples_per_reason")
         if self.profile not in profile_names():
             raise FieldError("profile", f"unknown profile {self.profile!r} (known: {', '.join(profile_names())})")
 

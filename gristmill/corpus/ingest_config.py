@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gristmill.corpus.readers import TxtSplit
-from gristmill.errors import FieldError
+from gristmill.errors import FieldError, require_at_least
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,5 +34,4 @@ class IngestConfig:
         if not 1024 <= self.max_record_bytes <= 1 << 31:
             raise FieldError("max_record_bytes",
                              f"max_record_bytes must be between 1024 and 2 GiB, got {self.max_record_bytes}")
-        if self.chunk_bytes < 1024:
-            raise FieldError("chunk_bytes", f"chunk_bytes must be >= 1024, got {self.chunk_bytes}")
+        require_at_least(self, 1024, "chunk_bytes")

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from gristmill.corpus.rules import Failure
-from gristmill.errors import ConfigError, FieldError
+from gristmill.errors import ConfigError, FieldError, require_at_least, require_fraction
 
 BACKEND = "cld2"
 Backend = Literal["cld2", "py3langid"]
@@ -46,10 +46,8 @@ class LangConfig:
     max_chars: int = 2_000  # scored prefix; 2,000 vs 10,000 chars: same decision on 99.9 % of docs
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise FieldError("min_score", f"min_score must be between 0 and 1, got {self.min_score}")
-        if self.max_chars < 1:
-            raise FieldError("max_chars", f"max_chars must be >= 1, got {self.max_chars}")
+        require_fraction(self, "min_score")
+        require_at_least(self, 1, "max_chars")
         if any(not code or code != code.strip().lower() for code in self.languages):
             raise FieldError("languages", f"languages must be lower-case ISO 639 codes, got {list(self.languages)}")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TextStats
-from gristmill.errors import ConfigError, FieldError
+from gristmill.errors import ConfigError, FieldError, require_at_least, require_fraction
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
@@ -34,10 +34,8 @@ class QualityConfig:
     max_chars: int = 10_000
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise FieldError("min_score", f"min_score must be between 0 and 1, got {self.min_score}")
-        if self.max_chars < 1:
-            raise FieldError("max_chars", f"max_chars must be >= 1, got {self.max_chars}")
+        require_fraction(self, "min_score")
+        require_at_least(self, 1, "max_chars")
 
     @property
     def enabled(self) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gristmill.errors import FieldError, GristmillError
+from gristmill.errors import FieldError, GristmillError, require_at_least
 from gristmill.formats.run_dir import CHECKPOINTS, STEP_GLOB
 from gristmill.manifest import atomic_write_bytes
 
@@ -55,10 +55,10 @@ class SlurmConfig:
     data_time: str = "04:00:00"
 
     def __post_init__(self) -> None:
-        for name, least in (("nodes", 1), ("gpus_per_node", 0), ("max_requeues", 0), ("data_cpus", 1),
-                            ("signal_s", 0)):
-            if getattr(self, name) < least:
-                raise FieldError(name, f"{name} must be >= {least}")
+        require_at_least(self, 1, "nodes")
+        require_at_least(self, 0, "gpus_per_node", "max_requeues")
+        require_at_least(self, 1, "data_cpus")
+        require_at_least(self, 0, "signal_s")
         if not 0 < self.rdzv_port < 65536:
             raise FieldError("rdzv_port", "rdzv_port must be a port number")
         for name in ("time", "data_time"):

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill.corpus.documents import iter_batches, part_files
-from gristmill.errors import FieldError, InputError
+from gristmill.errors import InputError, require_at_least
 from gristmill.tokenize.sample import plan_sample
 from gristmill.tokenize.vocab import Vocab, load_vocab
 
@@ -44,12 +44,9 @@ class EvalConfig:
     batch_docs: int = 256
 
     def __post_init__(self) -> None:
-        if self.max_bytes is not None and self.max_bytes < 1:
-            raise FieldError("max_bytes", f"max_bytes must be >= 1, got {self.max_bytes}")
-        if self.longest < 0:
-            raise FieldError("longest", "longest must be >= 0")
-        if self.batch_docs < 1:
-            raise FieldError("batch_docs", "batch_docs must be >= 1")
+        require_at_least(self, 1, "max_bytes")
+        require_at_least(self, 0, "longest")
+        require_at_least(self, 1, "batch_docs")
 
 
 @dataclass(slots=True)

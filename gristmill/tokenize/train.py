@@ -24,7 +24,7 @@ from typing import Any
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gristmill.corpus.documents import part_files
-from gristmill.errors import FieldError, InputError
+from gristmill.errors import FieldError, InputError, require_at_least
 from gristmill.manifest import Counts, atomic_write_json, replace_durably, sha256_file
 from gristmill.stage import Runtime, StageResult, StageRun
 from gristmill.formats.stage_info import TokenizerInfo
@@ -65,12 +65,9 @@ class TokenizerConfig:
         if not floor <= self.vocab_size <= 2**31 - 1:
             raise FieldError("vocab_size", f"vocab_size must be at least {floor} (256 bytes + {len(specials)} "
                              f"special tokens + 1 merge), got {self.vocab_size}")
-        if self.min_frequency < 1:
-            raise FieldError("min_frequency", f"min_frequency must be >= 1, got {self.min_frequency}")
-        if self.max_token_bytes is not None and self.max_token_bytes < 2:
-            raise FieldError("max_token_bytes", f"max_token_bytes must be >= 2, got {self.max_token_bytes}")
-        if self.max_bytes is not None and self.max_bytes < 1:
-            raise FieldError("max_bytes", f"max_bytes must be >= 1, got {self.max_bytes}")
+        require_at_least(self, 1, "min_frequency")
+        require_at_least(self, 2, "max_token_bytes")
+        require_at_least(self, 1, "max_bytes")
 
     @property
     def all_special_tokens(self) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gristmill.errors import FieldError
+from gristmill.errors import FieldError, require_at_least
 
 
 def _check_finite(cfg: Any, *names: str) -> None:
@@ -71,10 +71,7 @@ class DataConfig:
         names = [s.name for s in self.mixture]
         if len(set(names)) != len(names):
             raise FieldError("mixture", f"mixture source names must be unique, got {names}")
-        if self.val_windows < 0:
-            raise FieldError("val_windows", f"val_windows must be >= 0, got {self.val_windows}")
-        if self.prefetch < 0:
-            raise FieldError("prefetch", f"prefetch must be >= 0, got {self.prefetch}")
+        require_at_least(self, 0, "val_windows", "prefetch")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,9 +93,7 @@ class OptimConfig:
             raise FieldError("lr", f"lr must be > 0, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise FieldError("min_lr_ratio", f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        for name in ("weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise FieldError(name, f"{name} must be >= 0")
+        require_at_least(self, 0, "weight_decay", "grad_clip")
         if self.eps <= 0:
             raise FieldError("eps", "eps must be > 0")
         for name in ("beta1", "beta2"):
@@ -116,8 +111,7 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _check_finite(self, "decay_frac")
-        if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise FieldError("warmup_steps", f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        require_at_least(self, 0, "warmup_steps")
         if not 0 < self.decay_frac <= 1:
             raise FieldError("decay_frac", f"decay_frac must be in (0, 1], got {self.decay_frac}")
 
@@ -136,8 +130,7 @@ class ParallelConfig:
     peak_flops: float | None = None  # per-device peak for MFU; None: looked up from the GPU name
 
     def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
-            raise FieldError("threads", f"threads must be >= 1, got {self.threads}")
+        require_at_least(self, 1, "threads")
         if self.peak_flops is not None:
             _check_finite(self, "peak_flops")
             if not self.peak_flops > 0:
@@ -152,10 +145,8 @@ class CheckpointConfig:
     keep: int = 3     # newest complete checkpoints kept
 
     def __post_init__(self) -> None:
-        if self.every < 0:
-            raise FieldError("every", f"every must be >= 0, got {self.every}")
-        if self.keep < 1:
-            raise FieldError("keep", f"keep must be >= 1, got {self.keep}")
+        require_at_least(self, 0, "every")
+        require_at_least(self, 1, "keep")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -168,10 +159,8 @@ class LoggingConfig:
     tensorboard: bool = False  # also write RUN/tensorboard/ (needs the tensorboard package)
 
     def __post_init__(self) -> None:
-        if self.log_every < 1:
-            raise FieldError("log_every", "log_every must be >= 1")
-        if self.val_every < 0:
-            raise FieldError("val_every", "val_every must be >= 0")
+        require_at_least(self, 1, "log_every")
+        require_at_least(self, 0, "val_every")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -193,15 +182,11 @@ class TrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
-        if self.seq_len < 2:
-            raise FieldError("seq_len", f"seq_len must be >= 2, got {self.seq_len}")
+        require_at_least(self, 2, "seq_len")
         if self.batch_tokens < self.seq_len or self.batch_tokens % self.seq_len:
             raise FieldError("batch_tokens", f"batch_tokens ({self.batch_tokens}) must be a positive multiple "
                              f"of seq_len ({self.seq_len})")
-        if self.micro_batch is not None and self.micro_batch < 1:
-            raise FieldError("micro_batch", f"micro_batch must be >= 1, got {self.micro_batch}")
-        if self.max_steps < 1:
-            raise FieldError("max_steps", f"max_steps must be >= 1, got {self.max_steps}")
+        require_at_least(self, 1, "micro_batch", "max_steps")
         if self.schedule.warmup_steps is not None and self.schedule.warmup_steps >= self.max_steps:
             raise FieldError("schedule.warmup_steps", f"schedule.warmup_steps ({self.schedule.warmup_steps}) "
                              f"must be < max_steps ({self.max_steps})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gristmill.errors import FieldError, InputError
+from gristmill.errors import FieldError, InputError, require_at_least
 from gristmill.train.model import GPT, KVCache
 from gristmill.train.run import LoadedRun
 
@@ -34,16 +34,12 @@ class SamplingConfig:
     stop_at_eos: bool = True
 
     def __post_init__(self) -> None:
-        if not self.temperature >= 0:
-            raise FieldError("temperature", f"temperature must be >= 0, got {self.temperature}")
+        require_at_least(self, 0, "temperature")
         if self.top_k < 0:
             raise FieldError("top_k", f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise FieldError("top_p", f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise FieldError("max_new_tokens", f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.num_samples < 1:
-            raise FieldError("num_samples", f"num_samples must be >= 1, got {self.num_samples}")
+        require_at_least(self, 1, "max_new_tokens", "num_samples")
 
 
 def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -146,6 +146,8 @@ def test_repetition_config_validation() -> None:
         GopherRepetitionConfig(top_ngram_sizes=(2, 3), top_ngram_max_char_frac=(0.2,))
     with pytest.raises(ValueError, match="between 0 and 1"):
         GopherRepetitionConfig(max_dup_line_frac=1.5)
+    with pytest.raises(ValueError, match="dup_ngram_max_char_frac must be between 0 and 1, got 1.2"):
+        GopherRepetitionConfig(dup_ngram_sizes=(5, 6), dup_ngram_max_char_frac=(0.1, 1.2))
     with pytest.raises(ValueError, match="min_words"):
         GopherQualityConfig(min_words=10, max_words=5)
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TERMINAL_PUNCT, UNSEGMENTED_RE, WORD_RE
-from gristmill.errors import FieldError
+from gristmill.errors import require_at_least
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
@@ -48,9 +48,7 @@ class C4Config:
     keep_code_lines: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("min_words_per_line", "max_word_length", "min_sentences"):
-            if getattr(self, name) < 0:
-                raise FieldError(name, f"{name} must be >= 0")
+        require_at_least(self, 0, "min_words_per_line", "max_word_length", "min_sentences")
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import TERMINAL_PUNCT, TextStats, duplicates
-from gristmill.errors import FieldError
+from gristmill.errors import require_at_least, require_fraction
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -21,13 +21,8 @@ class FineWebConfig:
     max_newline_per_word: float = 0.3
 
     def __post_init__(self) -> None:
-        for name in ("min_line_punct_ratio", "max_short_line_ratio", "max_dup_line_char_ratio"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise FieldError(name, f"{name} must be between 0 and 1, got {v}")
-        for name in ("short_line_length", "max_newline_per_word"):
-            if getattr(self, name) < 0:
-                raise FieldError(name, f"{name} must be >= 0")
+        require_fraction(self, "min_line_punct_ratio", "max_short_line_ratio", "max_dup_line_char_ratio")
+        require_at_least(self, 0, "short_line_length", "max_newline_per_word")
 
 
 def fineweb_quality(stats: TextStats, cfg: FineWebConfig, *, all_reasons: bool = False) -> list[Failure]:

@@ -13,15 +13,10 @@ import numpy as np
 
 from gristmill.corpus.rules import Failure
 from gristmill.corpus.rules.text_stats import MAX_NGRAM, TextStats, duplicates
-from gristmill.errors import FieldError
+from gristmill.errors import FieldError, require_at_least, require_fraction
 
 BULLETS = ("•", "-", "*", "‣", "◦", "●", "▪", "–", "·")
 ELLIPSES = ("...", "…")
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise FieldError(name, f"{name} must be between 0 and 1, got {value}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,11 +46,8 @@ class GopherQualityConfig:
         if not 0 <= self.min_mean_word_length <= self.max_mean_word_length:
             raise FieldError("min_mean_word_length" if self.min_mean_word_length < 0 else "max_mean_word_length",
                              "need 0 <= min_mean_word_length <= max_mean_word_length")
-        for name in ("max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio"):
-            _check_fraction(name, getattr(self, name))
-        for name in ("max_symbol_word_ratio", "min_stop_words"):
-            if getattr(self, name) < 0:
-                raise FieldError(name, f"{name} must be >= 0")
+        require_fraction(self, "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio")
+        require_at_least(self, 0, "max_symbol_word_ratio", "min_stop_words")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,9 +65,8 @@ class GopherRepetitionConfig:
     dup_ngram_max_char_frac: tuple[float, ...] = (0.15, 0.14, 0.13, 0.12, 0.11, 0.10)
 
     def __post_init__(self) -> None:
-        for name in ("max_dup_line_frac", "max_dup_para_frac", "max_dup_line_char_frac",
-                     "max_dup_para_char_frac"):
-            _check_fraction(name, getattr(self, name))
+        require_fraction(self, "max_dup_line_frac", "max_dup_para_frac", "max_dup_line_char_frac",
+                         "max_dup_para_char_frac")
         for sizes, fracs, label in ((self.top_ngram_sizes, self.top_ngram_max_char_frac, "top_ngram"),
                                     (self.dup_ngram_sizes, self.dup_ngram_max_char_frac, "dup_ngram")):
             if len(sizes) != len(fracs):
@@ -83,8 +74,7 @@ class GopherRepetitionConfig:
                                  f"{label}_sizes and {label}_max_char_frac must have the same length")
             if any(not 1 <= n <= MAX_NGRAM for n in sizes):
                 raise FieldError(f"{label}_sizes", f"{label}_sizes must be between 1 and {MAX_NGRAM}")
-            for f in fracs:
-                _check_fraction(f"{label}_max_char_frac", f)
+        require_fraction(self, "top_ngram_max_char_frac", "dup_ngram_max_char_frac")
 
 
 def gopher_quality(stats: TextStats, cfg: GopherQualityConfig, lang: str | None = None, *,
