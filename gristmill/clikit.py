@@ -42,6 +42,14 @@ def config_option(f: F) -> F:
                         default=None, help="TOML file with this stage's section.")(f)
 
 
+def stage_options(f: F) -> F:
+    """``--config``, ``--workers``/``--scheduler``, ``--force`` and ``--json``: the options of every
+    command that runs a Dask stage (ingest, clean, dedup, shards), in the order ``--help`` lists them."""
+    for option in (json_option, force_option, dask_options, config_option):
+        f = option(f)
+    return f
+
+
 def runtime(workers: int | None = None, scheduler: str | None = None, force: bool = False) -> Runtime:
     return Runtime(workers=workers, scheduler=scheduler, force=force)
 

@@ -46,3 +46,13 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_version() -> None:
     res = CliRunner().invoke(cli, ["--version"])
     assert res.exit_code == 0 and "gristmill" in res.output
+
+
+@pytest.mark.parametrize("path", [("corpus", "ingest"), ("corpus", "clean"), ("corpus", "dedup"),
+                                  ("shards", "write")])
+def test_every_dask_stage_command_takes_the_shared_stage_options_last(path: tuple[str, ...]) -> None:
+    cmd = cli
+    for name in path:
+        cmd = cmd.commands[name]
+    names = [p.name for p in cmd.params]
+    assert names[-5:] == ["config_path", "workers", "scheduler", "force", "as_json"]

@@ -35,10 +35,7 @@ def corpus() -> None:
               help="Longest line, text file or text value [32 MiB]; longer ones are skipped while "
                    "streaming and kept aside as record_too_large.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any record was rejected or any input path skipped.")
-@clikit.config_option
-@clikit.dask_options
-@clikit.force_option
-@clikit.json_option
+@clikit.stage_options
 def ingest(inputs: tuple[Path, ...], out: Path, text_field: str | None, id_field: str | None,
            source: str | None, txt_split: str | None, chunk_bytes: int | None,
            max_record_bytes: int | None, strict: bool,
@@ -106,10 +103,7 @@ def _check_strict(manifest: StageManifest, out: Path) -> None:
                    "gopher_repetition), or none [all].")
 @click.option("--no-pii", is_flag=True, help="Do not redact e-mail, IP addresses and phone numbers.")
 @click.option("--all-reasons", is_flag=True, help="Run every rule and list all failures in `detail`.")
-@clikit.config_option
-@clikit.dask_options
-@clikit.force_option
-@clikit.json_option
+@clikit.stage_options
 def clean(inp: Path | None, out: Path | None, profile: str | None, show_config: bool,
           quality_model: str | None, min_quality_score: float | None, languages: str | None,
           min_lang_score: float | None, no_lang_id: bool, rules: str | None, no_pii: bool,
@@ -165,10 +159,7 @@ def clean(inp: Path | None, out: Path | None, profile: str | None, show_config: 
               help="Check each candidate pair's exact Jaccard before removing; candidates are "
                    "always checked against their MinHash estimate [no-verify].")
 @click.option("--show-lsh", is_flag=True, help="Print the bands x rows and S-curve for these options, and exit.")
-@clikit.config_option
-@clikit.dask_options
-@clikit.force_option
-@clikit.json_option
+@clikit.stage_options
 def dedup(inp: Path, out: Path, mode: str | None, threshold: float | None, ngram: int | None,
           shingle: str | None, bands: int | None, rows: int | None, num_perm: int | None,
           verify: bool | None, show_lsh: bool, config_path: Path | None, workers: int | None,

@@ -45,10 +45,7 @@ def _summary(result: StageResult) -> str:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the train/val split [0].")
 @click.option("--format", "fmt", type=click.Choice(["arrow", "megatron"]), default=None,
               help="megatron: also write Megatron-LM .bin/.idx pairs [arrow].")
-@clikit.config_option
-@clikit.dask_options
-@clikit.force_option
-@clikit.json_option
+@clikit.stage_options
 def write(inp: Path, tokenizer_path: Path, out: Path, shard_tokens: str | None,
           val_fraction: float | None, seed: int | None, fmt: str | None, config_path: Path | None,
           workers: int | None, scheduler: str | None, force: bool, as_json: bool) -> None:
