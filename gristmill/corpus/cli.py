@@ -224,7 +224,7 @@ def quality() -> None:
 
 
 def _quality_options(f):  # type: ignore[no-untyped-def]
-    # Defaults are quality_train.TrainConfig's (a flag not given is None; the help quotes them).
+    # Defaults are quality_train.QualityTrainConfig's (a flag not given is None; the help quotes them).
     f = click.option("--seed", type=int, default=None,
                      help="Seed of the held-out split and of fastText. [default: 0]")(f)
     f = click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=None,
@@ -257,9 +257,9 @@ def quality_train(positive: Path, negative: Path, holdout: float | None, seed: i
       gristmill corpus quality train --positive curated/ --negative web-sample/ -o quality.bin
       gristmill corpus clean work/01-ingest -o work/02-clean --quality-model quality.bin --min-score 0.5
     """
-    from gristmill.corpus.quality_train import TrainConfig, train
+    from gristmill.corpus.quality_train import QualityTrainConfig, train
 
-    cfg = clikit.load_config(TrainConfig, None, "quality", {"holdout": holdout, "seed": seed, "epoch": epoch})
+    cfg = clikit.load_config(QualityTrainConfig, None, "quality", {"holdout": holdout, "seed": seed, "epoch": epoch})
     result = train(positive, negative, model_out, cfg)
     click.echo(f"wrote {model_out} (trained on {int(result['train_docs']):,} documents, "
                f"{int(result['skipped']):,} unusable records skipped)", err=True)
@@ -282,9 +282,9 @@ def quality_eval(positive: Path, negative: Path, holdout: float | None, seed: in
     Example:
       gristmill corpus quality eval --positive curated/ --negative web-sample/ quality.bin --threshold 0.7
     """
-    from gristmill.corpus.quality_train import TrainConfig, evaluate
+    from gristmill.corpus.quality_train import QualityTrainConfig, evaluate
 
-    cfg = clikit.load_config(TrainConfig, None, "quality", {"holdout": holdout, "seed": seed})
+    cfg = clikit.load_config(QualityTrainConfig, None, "quality", {"holdout": holdout, "seed": seed})
     result = evaluate(positive, negative, model, cfg, threshold)
     _print_eval(result)
     if as_json:

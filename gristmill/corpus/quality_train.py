@@ -28,7 +28,7 @@ FASTTEXT_MAGIC = 793712314  # first int32 of every fastText .bin (fasttext.cc's 
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TrainConfig:
+class QualityTrainConfig:
     """fastText settings: bigrams, few epochs, one thread (one thread = the same model each run)."""
 
     epoch: int = 5
@@ -77,12 +77,12 @@ def documents(folder: Path) -> Iterator[tuple[str, str] | None]:
             yield (doc["id"], doc["text"]) if isinstance(doc, dict) else None
 
 
-def _held_out(label: str, doc_id: str, cfg: TrainConfig) -> bool:
+def _held_out(label: str, doc_id: str, cfg: QualityTrainConfig) -> bool:
     h = hashlib.blake2b(f"{cfg.seed}\0{label}\0{doc_id}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2 ** 64 < cfg.holdout
 
 
-def split(positive: Path, negative: Path, cfg: TrainConfig) -> Split:
+def split(positive: Path, negative: Path, cfg: QualityTrainConfig) -> Split:
     out = Split()
     for label, folder in ((POSITIVE, positive), (NEGATIVE, negative)):
         n = 0
@@ -106,7 +106,7 @@ def split(positive: Path, negative: Path, cfg: TrainConfig) -> Split:
     return out
 
 
-def train(positive: Path, negative: Path, model_out: Path, cfg: TrainConfig) -> dict[str, float]:
+def train(positive: Path, negative: Path, model_out: Path, cfg: QualityTrainConfig) -> dict[str, float]:
     """Train on the non-held-out documents, write ``model_out`` (fastText .bin), return its eval."""
     import fasttext
 
@@ -144,7 +144,7 @@ def _check_model_out(path: Path, inputs: tuple[Path, ...]) -> None:
                                  "it is not ours to replace, choose another path")
 
 
-def evaluate(positive: Path, negative: Path, model_path: Path, cfg: TrainConfig,
+def evaluate(positive: Path, negative: Path, model_path: Path, cfg: QualityTrainConfig,
              threshold: float = 0.5) -> dict[str, float]:
     """Precision/recall of ``model_path`` on the held-out documents of the same split as ``train``."""
     data = split(positive, negative, cfg)

@@ -17,7 +17,7 @@ from gristmill.corpus.clean import clean
 from gristmill.corpus.clean_config import load_clean_config
 from gristmill.corpus.documents import part_files, removed_files
 from gristmill.corpus import quality_train
-from gristmill.corpus.quality_train import TrainConfig, evaluate, train
+from gristmill.corpus.quality_train import QualityTrainConfig, evaluate, train
 from gristmill.stage import Runtime
 from tests.corpus.docsets import write_dataset
 
@@ -49,19 +49,19 @@ def sets(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_train_reaches_high_accuracy_and_writes_fasttext_binary(sets: tuple[Path, Path], tmp_path: Path) -> None:
     model = tmp_path / "q.bin"
-    result = train(*sets, model, TrainConfig(holdout=0.2))
+    result = train(*sets, model, QualityTrainConfig(holdout=0.2))
     assert result["held_out"] >= 40 and result["accuracy"] >= 0.9
     assert result["precision"] >= 0.9 and result["recall"] >= 0.9
     head = model.read_bytes()[:4]
     assert int.from_bytes(head, "little") == 793712314  # fastText's magic number, not a pickle
-    again = evaluate(*sets, model, TrainConfig(holdout=0.2))
+    again = evaluate(*sets, model, QualityTrainConfig(holdout=0.2))
     assert {k: again[k] for k in ("held_out", "precision", "recall")} == \
         {k: result[k] for k in ("held_out", "precision", "recall")}
 
 
 def test_split_is_seeded_and_deterministic(sets: tuple[Path, Path], tmp_path: Path) -> None:
-    a = train(*sets, tmp_path / "a.bin", TrainConfig(seed=3))
-    b = train(*sets, tmp_path / "b.bin", TrainConfig(seed=3))
+    a = train(*sets, tmp_path / "a.bin", QualityTrainConfig(seed=3))
+    b = train(*sets, tmp_path / "b.bin", QualityTrainConfig(seed=3))
     assert a == b and (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
 
 
@@ -80,13 +80,13 @@ def test_cli_train_and_eval(sets: tuple[Path, Path], tmp_path: Path) -> None:
 
 def test_cli_defaults_are_the_train_configs(sets: tuple[Path, Path], tmp_path: Path, monkeypatch) -> None:
     @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-    class Other(TrainConfig):  # other defaults: a flag left out must take these, not a copy in the CLI
+    class Other(QualityTrainConfig):  # other defaults: a flag left out must take these, not a copy in the CLI
         epoch: int = 9
         holdout: float = 0.3
         seed: int = 7
 
     seen = []
-    monkeypatch.setattr(quality_train, "TrainConfig", Other)
+    monkeypatch.setattr(quality_train, "QualityTrainConfig", Other)
     monkeypatch.setattr(quality_train, "train", lambda *a: seen.append(a[-1]) or {"train_docs": 1, "skipped": 0,
                         "held_out": 1, "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "threshold": 0.5})
     args = ["corpus", "quality", "train", "--positive", str(sets[0]), "--negative", str(sets[1]), "-o",
@@ -95,7 +95,7 @@ def test_cli_defaults_are_the_train_configs(sets: tuple[Path, Path], tmp_path: P
     assert CliRunner().invoke(cli, [*args, "--epoch", "2", "--seed", "1"]).exit_code == 0
     assert [(c.epoch, c.holdout, c.seed) for c in seen] == [(9, 0.3, 7), (2, 0.3, 1)]
     monkeypatch.undo()
-    defaults = TrainConfig()
+    defaults = QualityTrainConfig()
     for command, flags in (("train", ("epoch", "holdout", "seed")), ("eval", ("holdout", "seed"))):
         r = CliRunner().invoke(cli, ["corpus", "quality", command, "--help"])
         text = " ".join(r.output.split())
@@ -106,7 +106,7 @@ def test_cli_defaults_are_the_train_configs(sets: tuple[Path, Path], tmp_path: P
 
 def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_path: Path) -> None:
     model = tmp_path / "q.bin"
-    train(*sets, model, TrainConfig())
+    train(*sets, model, QualityTrainConfig())
     rng = random.Random(7)
     docs = [{"id": f"g{i}", "text": _doc(rng, GOOD), "source": "t"} for i in range(6)]
     docs += [{"id": f"b{i}", "text": _doc(rng, BAD), "source": "t"} for i in range(6)]
@@ -124,7 +124,7 @@ def test_clean_scores_and_removes_below_min_score(sets: tuple[Path, Path], tmp_p
     assert set(removed.column("reason").to_pylist()) == {"quality_score"}
     assert all(float(d) < 0.5 for d in removed.column("detail").to_pylist())
     assert clean(inp, tmp_path / "out", cfg, Runtime(workers=1)).up_to_date
-    train(*sets, model, TrainConfig(epoch=2))  # a retrained model is a new input
+    train(*sets, model, QualityTrainConfig(epoch=2))  # a retrained model is a new input
     assert not clean(inp, tmp_path / "out", cfg, Runtime(workers=1)).up_to_date
 
 
@@ -155,6 +155,6 @@ def test_train_never_overwrites_a_users_file_or_writes_into_an_input(sets: tuple
                                  "--negative", str(sets[1]), "-o", str(inside)])
     assert r.exit_code == 2 and "inside the input" in r.output and not inside.exists()
     model = tmp_path / "q.bin"
-    train(*sets, model, TrainConfig())
-    train(*sets, model, TrainConfig(seed=5))  # an earlier model is ours to replace
+    train(*sets, model, QualityTrainConfig())
+    train(*sets, model, QualityTrainConfig(seed=5))  # an earlier model is ours to replace
     assert int.from_bytes(model.read_bytes()[:4], "little") == 793712314
