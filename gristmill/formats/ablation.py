@@ -15,13 +15,13 @@ folder is an :class:`InputError` (a ManifestError) of one line naming the file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gristmill.formats.stage_manifest import FieldChecker, ManifestError, check_relative_file
+from gristmill.formats.stage_manifest import (FieldChecker, ManifestError, check_relative_file, check_version,
+                                              load_manifest_json)
 from gristmill.manifest import atomic_write_json
 
 RESULTS = Path("ablate") / "results.json"  # under the pipeline root
@@ -190,23 +190,14 @@ def read_heldout_index(folder: Path) -> HeldoutIndex:
 
 # ------------------------------------------------------------------ shared
 def _load_object(path: Path) -> Mapping[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise ManifestError(f"{path}: unreadable ({type(e).__name__}: {first})") from None
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    raw = load_manifest_json(path)
+    if raw is None:
+        raise ManifestError(f"{path}: not found")
     return raw
 
 
 def _version(path: Path, check: FieldChecker) -> int:
-    """``format_version``: absent (or null) is 1, what every file written before the key had."""
-    version = check.opt("format_version", int, default=1)
-    if version not in SUPPORTED_VERSIONS:
-        raise ManifestError(f"{path}: format_version {version!r} is not supported by this gristmill (reads "
-                            f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade gristmill")
-    return version
+    return check_version(path, check.raw.get("format_version"), SUPPORTED_VERSIONS)
 
 
 def _object(where: Path, raw: Any, prefix: str) -> FieldChecker:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gristmill.errors import InputError
+from gristmill.formats.stage_manifest import check_version
 from gristmill.manifest import atomic_write_json
 
 MODEL_JSON = "model.json"
@@ -81,7 +82,7 @@ def read_model_json(run: str | Path) -> ModelFile:
     if not isinstance(raw, dict):
         raise InputError(f"{bad}: expected a JSON object, got {type(raw).__name__}")
     values = dict(raw)
-    version = _format_version(path, values.pop("format_version", None), MODEL_SUPPORTED_VERSIONS)
+    version = check_version(path, values.pop("format_version", None), MODEL_SUPPORTED_VERSIONS, error=InputError)
     unknown = sorted(set(values) - set(MODEL_KEYS))
     if unknown:
         raise InputError(f"{bad}: unknown model config key {unknown[0]!r}")
@@ -100,15 +101,6 @@ def write_model_json(run: str | Path, values: Mapping[str, Any]) -> Path:
     path = Path(run) / MODEL_JSON
     atomic_write_json(path, {**values, "format_version": MODEL_FORMAT_VERSION})
     return path
-
-
-def _format_version(path: Path, value: Any, supported: tuple[int, ...], remedy: str = "upgrade gristmill") -> int:
-    """A file's ``format_version``: absent (or null) is 1, what every file written before the key had."""
-    version = 1 if value is None else value
-    if isinstance(version, bool) or version not in supported:
-        raise InputError(f"{path}: format_version {version!r} is not supported by this gristmill (reads "
-                         f"{', '.join(map(str, supported))}); {remedy}")
-    return version
 
 
 def _is_kind(value: Any, kind: str) -> bool:
@@ -214,8 +206,8 @@ def read_trainer_state(ckpt: Path) -> TrainerState:
         raise InputError(f"{path}: invalid trainer state: expected a JSON object, got {type(state).__name__}; "
                          f"{_RESTART}")
     # another version may name its fields otherwise: refuse it before reading them
-    version = _format_version(path, state.get("format_version"), TRAINER_SUPPORTED_VERSIONS,
-                              f"upgrade gristmill or {_RESTART}")
+    version = check_version(path, state.get("format_version"), TRAINER_SUPPORTED_VERSIONS,
+                            remedy=f"upgrade gristmill or {_RESTART}", error=InputError)
     m = _STEP_DIR.match(Path(ckpt).name)
     if not _is_int(state.get("step"), 0) or (m and state["step"] != int(m.group(1))):
         want = f" {int(m.group(1))}" if m else ""

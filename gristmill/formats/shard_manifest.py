@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from gristmill.formats.stage_manifest import ManifestError, StageManifest, check_relative_file, load_manifest_json
+from gristmill.formats.stage_manifest import (ManifestError, StageManifest, check_relative_file, check_version,
+                                              load_manifest_json)
 from gristmill.formats.tokenizer_file import TOKENIZER_FILE
 from gristmill.manifest import MANIFEST, sha256_file
 
@@ -120,10 +121,8 @@ def parse_shard_manifest(raw: Mapping[str, Any], directory: str | Path) -> Shard
     if raw.get("format") != FORMAT:
         raise ShardManifestError(f"{where}: not a {FORMAT} folder (format {raw.get('format')!r}; "
                                  "a `shards write` output is)")
-    version = _int(where, raw, "format_version", default=1)
-    if version not in SUPPORTED_VERSIONS:
-        raise ShardManifestError(f"{where}: shard format_version {version} is not supported by this "
-                                 f"gristmill (reads {', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade gristmill")
+    version = check_version(where, raw.get("format_version"), SUPPORTED_VERSIONS, name="shard format_version",
+                            error=ShardManifestError)
     vocab, eos = _int(where, raw, "vocab_size"), _int(where, raw, "eos_id")
     dtype = _typed(where, raw, "dtype", str)
     if dtype not in DTYPES:

@@ -201,15 +201,23 @@ def load_manifest_json(path: Path) -> dict[str, Any] | None:
     return obj
 
 
+def check_version(where: Path, value: Any, supported: tuple[int, ...], *, name: str = "format_version",
+                  remedy: str = "upgrade gristmill", error: type[InputError] = ManifestError) -> int:
+    """A file's version key, for every format here: absent (or null) is 1, what every file written
+    before the key existed had; anything this gristmill does not read is one line naming the file."""
+    version = 1 if value is None else value
+    if isinstance(version, bool) or version not in supported:
+        raise error(f"{where}: {name} {version!r} is not supported by this gristmill "
+                    f"(reads {', '.join(map(str, supported))}); {remedy}")
+    return version
+
+
 def parse_stage_manifest(raw: Mapping[str, Any], directory: str | Path) -> StageManifest:
     """Validate a decoded manifest of the stage folder ``directory``."""
     directory = Path(directory)
     where = directory / MANIFEST
     check = FieldChecker(where, raw)
-    version = check.opt("manifest_version", int, default=1)
-    if version not in SUPPORTED_VERSIONS:
-        raise ManifestError(f"{where}: manifest_version {version} is not supported by this gristmill "
-                            f"(reads {', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade gristmill")
+    version = check_version(where, raw.get("manifest_version"), SUPPORTED_VERSIONS, name="manifest_version")
     outputs = check.req("outputs", list)
     counts = check.opt("counts", dict, default=None)
     seconds = check.opt("seconds", (int, float), default=None)
@@ -321,4 +329,4 @@ def _counts(where: Path, d: dict[str, Any]) -> Counts:
 __all__ = ["MANIFEST_VERSION", "ManifestError", "OutputEntry", "InputRecord", "StageManifest", "StageInfo",
            "read_stage_manifest",
            "read_stage_manifest_or_none", "parse_stage_manifest", "load_manifest_json", "base_manifest",
-           "check_relative_file", "FieldChecker"]
+           "check_relative_file", "check_version", "FieldChecker"]

@@ -63,7 +63,7 @@ def test_old_results_without_a_version_read_as_version_1(tmp_path):
 
 @pytest.mark.parametrize(("change", "needle"), [
     ({"format_version": 2}, "format_version 2 is not supported"),
-    ({"format_version": "1"}, "'format_version' has the wrong type"),
+    ({"format_version": "1"}, "format_version '1' is not supported"),
     ({"carved": "no"}, "'carved' has the wrong type"),
     ({"arms": [{"arm": "raw"}]}, "missing key 'arms[0].tokens'"),
     ({"arms": [{**OLD_RESULTS["arms"][0], "curve": [{"step": 1}]}]}, "missing key 'arms[0].curve[0].tokens'"),
