@@ -26,6 +26,8 @@ from gristmill.stage import Runtime
 log = logging.getLogger(__name__)
 # Per-worker memory caps of Dask's p2p shuffle (see local_cluster).
 P2P_BUFFERS = {"distributed.p2p.comm.buffer": "64 MiB", "distributed.p2p.storage.buffer": "32 MiB"}
+# Arrow's allocator for the workers gristmill starts (see worker_environ).
+ARROW_POOL = "jemalloc"
 
 Say = Callable[[str], None]
 
@@ -65,10 +67,32 @@ def local_cluster(n: int) -> Iterator["distributed.LocalCluster"]:  # noqa: F821
     # of outgoing and 100 MiB of to-be-written pieces per worker, more than a whole worker
     # needs here; the caps bound that share by design (at 2 GB of text they changed neither
     # speed nor peak measurably: BENCHMARKS.md).
-    with dask.config.set(P2P_BUFFERS), \
+    # pre-spawn-environ: set before each worker process starts (keys added to Dask's own).
+    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in worker_environ().items()}
+    with dask.config.set({**P2P_BUFFERS, **environ}), \
             distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
         yield cluster
+
+
+def worker_environ() -> dict[str, str]:
+    """Environment for the worker processes gristmill starts: Arrow's jemalloc pool where this
+    pyarrow has one, unless the user chose a pool (``ARROW_DEFAULT_MEMORY_POOL``).
+
+    Why: with Arrow's default (mimalloc) pool a worker keeps the memory of every p2p shuffle
+    it has served, so dedup's peak grew with the corpus (+18 to +25 % from 0.2 to 2 GB of
+    text); with jemalloc it was +10 %, and 20 % lower, at the same speed (BENCHMARKS.md).
+    The variable must be set before a worker first allocates: it is read once per process.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return {}
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc (some macOS and conda builds)
+        return {}
+    return {"ARROW_DEFAULT_MEMORY_POOL": ARROW_POOL}
 
 
 def connect(address: str) -> "distributed.Client":  # noqa: F821
@@ -163,7 +187,8 @@ def slurm_cluster_kwargs(cfg: ClusterConfig, log_dir: Path) -> dict[str, Any]:
     processes = cfg.processes or cfg.cores
     return dict(queue=cfg.partition, account=cfg.account, cores=cfg.cores, processes=processes,
                 memory=cfg.mem, walltime=cfg.time, job_extra_directives=list(cfg.sbatch_extra),
-                job_script_prologue=list(cfg.setup), local_directory=cfg.local_directory,
+                job_script_prologue=[*cfg.setup, *(f"export {k}={v}" for k, v in worker_environ().items())],
+                local_directory=cfg.local_directory,
                 log_directory=str(log_dir), worker_extra_args=["--nthreads", "1"],
                 scheduler_options={"dashboard_address": ":8787"})
 
