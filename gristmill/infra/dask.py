@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +25,17 @@ from gristmill.infra.hardware import usable_cores
 from gristmill.stage import Runtime
 
 log = logging.getLogger(__name__)
-# Per-worker memory caps of Dask's p2p shuffle (see local_cluster).
-P2P_BUFFERS = {"distributed.p2p.comm.buffer": "64 MiB", "distributed.p2p.storage.buffer": "32 MiB"}
+# Dask settings of the workers gristmill starts, locally or as Slurm jobs (worker_exports);
+# workers read them when they start. Each bounds a worker's memory by design:
+WORKER_CONFIG: dict[str, Any] = {
+    # A p2p shuffle (dedup's) may by default buffer 1 GiB of outgoing and 100 MiB of
+    # to-be-written pieces per worker, more than a whole worker needs here.
+    "distributed.p2p.comm.buffer": "64 MiB",
+    "distributed.p2p.storage.buffer": "32 MiB",
+    # The statistical profiler keeps one stack profile per second for the last 1,000 s: a
+    # worker's memory would grow with the run's length, up to tens of MiB (BENCHMARKS.md).
+    "distributed.worker.profile.enabled": False,
+}
 # Arrow's allocator for the workers gristmill starts (see worker_environ).
 ARROW_POOL = "jemalloc"
 
@@ -61,15 +71,11 @@ def local_cluster(n: int) -> Iterator["distributed.LocalCluster"]:  # noqa: F821
 
     # Workers inherit these: tokenizers' own thread pool would fight Dask's processes.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
-    # port, instead of warning when another cluster holds 8787.
-    # Workers read these when they start. By default a p2p shuffle (dedup's) may buffer 1 GiB
-    # of outgoing and 100 MiB of to-be-written pieces per worker, more than a whole worker
-    # needs here; the caps bound that share by design (at 2 GB of text they changed neither
-    # speed nor peak measurably: BENCHMARKS.md).
     # pre-spawn-environ: set before each worker process starts (keys added to Dask's own).
     environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in worker_environ().items()}
-    with dask.config.set({**P2P_BUFFERS, **environ}), \
+    # ":0": the scheduler's HTTP server (started even without a dashboard) takes a free
+    # port, instead of warning when another cluster holds 8787.
+    with dask.config.set({**WORKER_CONFIG, **environ}), \
             distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
         yield cluster
@@ -93,6 +99,14 @@ def worker_environ() -> dict[str, str]:
     except NotImplementedError:  # a pyarrow built without jemalloc (some macOS and conda builds)
         return {}
     return {"ARROW_DEFAULT_MEMORY_POOL": ARROW_POOL}
+
+
+def worker_exports() -> list[str]:
+    """Shell lines that give a worker started elsewhere (a Slurm job) what :func:`local_cluster`
+    gives local ones: ``WORKER_CONFIG`` as Dask's ``DASK_*`` variables, and :func:`worker_environ`."""
+    dask_env = {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+                for key, value in WORKER_CONFIG.items()}
+    return [f"export {k}={shlex.quote(v)}" for k, v in {**dask_env, **worker_environ()}.items()]
 
 
 def connect(address: str) -> "distributed.Client":  # noqa: F821
@@ -187,7 +201,7 @@ def slurm_cluster_kwargs(cfg: ClusterConfig, log_dir: Path) -> dict[str, Any]:
     processes = cfg.processes or cfg.cores
     return dict(queue=cfg.partition, account=cfg.account, cores=cfg.cores, processes=processes,
                 memory=cfg.mem, walltime=cfg.time, job_extra_directives=list(cfg.sbatch_extra),
-                job_script_prologue=[*cfg.setup, *(f"export {k}={v}" for k, v in worker_environ().items())],
+                job_script_prologue=[*cfg.setup, *worker_exports()],
                 local_directory=cfg.local_directory,
                 log_directory=str(log_dir), worker_extra_args=["--nthreads", "1"],
                 scheduler_options={"dashboard_address": ":8787"})

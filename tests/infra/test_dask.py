@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 
+import dask
 import pytest
 
 from gristmill.config import ConfigKeyError, load
@@ -80,15 +82,26 @@ def test_check_paths_names_the_path_a_worker_cannot_see(tmp_path):
             check_paths(client, [seen, tmp_path / "missing.jsonl"], tmp_path / "root")
 
 
-def _worker_memory_setup() -> tuple[str, str | None]:
+def _worker_memory_setup(dask_worker) -> tuple[str, str | None, bool, int]:
     import os
 
     import pyarrow as pa
 
-    return pa.default_memory_pool().backend_name, os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    return (pa.default_memory_pool().backend_name, os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            dask.config.get("distributed.worker.profile.enabled"), len(dask_worker.profile_history))
 
 
-def test_local_workers_use_arrows_jemalloc_pool_and_keep_dasks_own_environment(monkeypatch):
+def _busy(seconds: float) -> int:
+    import time
+
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += sum(range(1000))
+    return n
+
+
+def test_local_workers_bound_their_memory_and_keep_dasks_own_environment(monkeypatch):
     import distributed
     import pyarrow as pa
 
@@ -100,10 +113,12 @@ def test_local_workers_use_arrows_jemalloc_pool_and_keep_dasks_own_environment(m
         pytest.skip("this pyarrow has no jemalloc pool")  # worker_environ() is empty then, as tested below
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     with local_cluster(1) as cluster, distributed.Client(cluster) as client:
-        (pool, trim), = client.run(_worker_memory_setup).values()
+        client.submit(_busy, 2.5).result()  # a profiler would have kept a profile per second by now
+        (pool, trim, profiling, profiles), = client.run(_worker_memory_setup).values()
     # mimalloc, Arrow's default, keeps what every shuffle took: dedup's peak grew with the corpus.
     assert pool == "jemalloc"
     assert trim == "65536"  # Dask's default pre-spawn variables are added to, not replaced
+    assert (profiling, profiles) == (False, 0)
 
 
 def test_worker_environ_leaves_a_users_arrow_pool_alone(monkeypatch):
@@ -118,10 +133,19 @@ def test_worker_environ_leaves_a_users_arrow_pool_alone(monkeypatch):
     assert worker_environ() == {}
 
 
-def test_slurm_workers_get_the_arrow_pool_after_the_users_setup(tmp_path, monkeypatch):
+def test_slurm_workers_get_the_local_workers_settings_after_the_users_setup(tmp_path, monkeypatch):
     from gristmill.infra import dask as gd
 
-    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     monkeypatch.setattr(gd, "worker_environ", lambda: {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"})
     kw = slurm_cluster_kwargs(ClusterConfig(kind="slurm", setup=("module load arrow",)), tmp_path)
-    assert kw["job_script_prologue"] == ["module load arrow", "export ARROW_DEFAULT_MEMORY_POOL=jemalloc"]
+    setup, *exports = kw["job_script_prologue"]
+    assert setup == "module load arrow"
+    env = {}
+    for line in exports:
+        (assignment,) = shlex.split(line.removeprefix("export "))
+        name, value = assignment.split("=", 1)
+        env[name] = value
+    assert env.pop("ARROW_DEFAULT_MEMORY_POOL") == "jemalloc"
+    # What a `dask worker` started by that script reads from its environment.
+    seen = dask.config.collect_env(env)
+    assert {key: dask.config.get(key, config=seen) for key in gd.WORKER_CONFIG} == gd.WORKER_CONFIG
