@@ -86,9 +86,10 @@ def worker_environ() -> dict[str, str]:
     pyarrow has one, unless the user chose a pool (``ARROW_DEFAULT_MEMORY_POOL``).
 
     Why: with Arrow's default (mimalloc) pool a worker keeps the memory of every p2p shuffle
-    it has served, so dedup's peak grew with the corpus (+18 to +25 % from 0.2 to 2 GB of
-    text); with jemalloc it was +10 %, and 20 % lower, at the same speed (BENCHMARKS.md).
-    The variable must be set before a worker first allocates: it is read once per process.
+    it has served. Side by side, dedup's peak grew +26 % from 0.2 to 2 GB of text with it and
+    +15 % with jemalloc, 15-23 % lower, with no speed change beyond run-to-run spread
+    (BENCHMARKS.md). The variable is read once per process, so it is set before a worker starts.
+    A worker started elsewhere may have a pyarrow without jemalloc: Arrow then warns and keeps its default.
     """
     if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
         return {}
